@@ -1,0 +1,49 @@
+# moebench: thin wrapper over scripts/ and CMake. `make run` and `make test` work on a fresh
+# Debian 12 machine: both install what they need first (scripts/setup.sh, idempotent).
+BUILD ?= build
+JOBS ?= $(shell nproc)
+MOEBENCH := $(BUILD)/moebench
+CMAKE_FLAGS ?=
+export MOEBENCH_DATA ?= $(CURDIR)/data
+
+.PHONY: all setup configure build data test run smoke bench format clean
+
+all: build
+
+setup:
+	bash scripts/setup.sh
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+
+configure: $(BUILD)/CMakeCache.txt
+
+build: configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+# pinned tarballs (sha256-checked) and the derived token shards
+data: build
+	$(MOEBENCH) data fetch
+	$(MOEBENCH) data prepare --vocab gpt2
+
+test: setup build
+	$(MOEBENCH) data fetch
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# the main job
+run: setup build
+	$(MOEBENCH) data fetch
+	$(MOEBENCH) data prepare --vocab gpt2
+	$(MOEBENCH) data stats
+
+smoke: build
+	$(MOEBENCH) env
+
+bench: build
+	$(BUILD)/bench_tokenizer --benchmark_counters_tabular=true
+
+format:
+	find suite models baselines kernels datasets \( -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh' \) -print0 | xargs -0 -r clang-format -i
+
+clean:
+	rm -rf $(BUILD)

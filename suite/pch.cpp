@@ -1,0 +1,2 @@
+// Anchor translation unit for the shared torch precompiled header (see CMakeLists.txt).
+#include "suite/pch.h"
