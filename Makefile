@@ -28,6 +28,8 @@ data: build
 
 test: setup build
 	$(MOEBENCH) data fetch
+	$(MOEBENCH) data prepare --vocab gpt2
+	$(MOEBENCH) data prepare --vocab bpe8k
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 # the main job

@@ -18,8 +18,8 @@ constexpr const char* kEndOfText = "<|endoftext|>";
 // GPT-2's reversible byte <-> printable-unicode map: byte b is written as the UTF-8 of
 // byte_to_unicode()[b] in encoder.json and vocab.bpe.
 const std::vector<std::string>& byte_to_unicode();
-std::string bytes_to_symbols(std::string_view bytes);   // raw bytes -> encoder.json spelling
-std::string symbols_to_bytes(std::string_view symbols); // inverse; throws on a foreign symbol
+std::string bytes_to_symbols(std::string_view bytes);    // raw bytes -> encoder.json spelling
+std::string symbols_to_bytes(std::string_view symbols);  // inverse; throws on a foreign symbol
 
 // Splits text into GPT-2 pre-tokens (views into `text`). The text must be valid UTF-8.
 class PreTokenizer {
@@ -67,7 +67,10 @@ class BpeTokenizer {
   int32_t eot_id_ = -1;
   std::vector<std::string> id_to_bytes_;                  // id -> raw bytes
   std::unordered_map<std::string, int32_t> bytes_to_id_;  // raw bytes -> id
-  std::unordered_map<uint64_t, int32_t> merge_rank_;      // (left id << 32 | right id) -> rank
+  // (left id << 32 | right id) -> (rank, id) of the token spelled by the two concatenated.
+  // Every part during a merge is itself a token, so pairs of ids are enough (tiktoken's rule:
+  // merge the adjacent pair whose concatenation has the lowest rank).
+  std::unordered_map<uint64_t, std::pair<int32_t, int32_t>> pair_merge_;
   std::unique_ptr<PreTokenizer> pre_;
   struct Cache;
   std::unique_ptr<Cache> cache_;  // piece -> ids, per tokenizer, thread-safe

@@ -1,0 +1,31 @@
+// Shared helpers for the datasets tests: where the fetched data lives, temp folders.
+// Tests needing the fetched GPT-2 files fail with the command to run when they are absent.
+#pragma once
+
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+#include <string>
+
+namespace moebench::data::testing {
+
+inline std::filesystem::path data_dir() {
+  if (const char* env = std::getenv("MOEBENCH_DATA"); env && *env) return env;
+  return std::filesystem::path(MOEBENCH_SOURCE_DIR) / "data";
+}
+
+inline std::filesystem::path fixture(const std::string& name) {
+  return std::filesystem::path(MOEBENCH_SOURCE_DIR) / "datasets" / "tests" / "fixtures" / name;
+}
+
+// A fresh, empty folder under the build tree (kept after the test for inspection).
+inline std::filesystem::path temp_dir(const std::string& tag) {
+  std::random_device rd;
+  auto dir =
+      std::filesystem::path(MOEBENCH_BINARY_DIR) / "test_tmp" / (tag + "_" + std::to_string(rd()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+}  // namespace moebench::data::testing

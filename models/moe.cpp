@@ -1,0 +1,54 @@
+// MoE layer: policy -> Routing -> shared expert kernels; dense SwiGLU; the method factory.
+// Baselines register here as they are added (baselines/ holds their policies).
+#include "models/moe.h"
+
+#include <stdexcept>
+
+#include "models/routing_free.h"
+
+namespace moebench::models {
+
+MoeLayerImpl::MoeLayerImpl(int64_t hidden, const MoeOptions& opts,
+                           std::shared_ptr<RoutingPolicyImpl> p, double init_std)
+    : policy(std::move(p)), backend(kernels::resolve_backend(opts.backend, torch::kCPU)) {
+  register_module("policy", policy);
+  const int64_t E = opts.experts, I = opts.intermediate, K = policy->gate_input_width();
+  weights.gate_EIK = register_parameter("w_gate", torch::randn({E, I, K}) * init_std);
+  weights.up_EIH = register_parameter("w_up", torch::randn({E, I, hidden}) * init_std);
+  weights.down_EHI = register_parameter("w_down", torch::randn({E, hidden, I}) * init_std);
+}
+
+torch::Tensor MoeLayerImpl::forward(const torch::Tensor& x_NH, std::vector<PolicyOutput>* out) {
+  PolicyOutput p = policy->route(x_NH);
+  auto y = kernels::expert_swiglu(x_NH, p.gate_in, p.gate_in_per_pair, weights, p.routing, backend);
+  if (out) out->push_back(std::move(p));
+  return y;
+}
+
+SwiGluImpl::SwiGluImpl(int64_t hidden, int64_t intermediate, double init_std) {
+  gate_IH = register_parameter("w_gate", torch::randn({intermediate, hidden}) * init_std);
+  up_IH = register_parameter("w_up", torch::randn({intermediate, hidden}) * init_std);
+  down_HI = register_parameter("w_down", torch::randn({hidden, intermediate}) * init_std);
+}
+
+torch::Tensor SwiGluImpl::forward(const torch::Tensor& x_NH) {
+  return torch::linear(torch::silu(torch::linear(x_NH, gate_IH)) * torch::linear(x_NH, up_IH),
+                       down_HI);
+}
+
+std::shared_ptr<RoutingPolicyImpl> make_policy(int64_t hidden, const MoeOptions& opts,
+                                               double init_std) {
+  if (opts.method == "routing_free") {
+    return std::make_shared<RoutingFreePolicyImpl>(hidden, opts, init_std);
+  }
+  throw std::invalid_argument("moe.method '" + opts.method +
+                              "' has no routing policy in this build (available: routing_free, "
+                              "dense)");
+}
+
+std::unique_ptr<AuxController> make_controller(const MoeOptions& opts, int64_t layers) {
+  if (opts.method == "routing_free") return std::make_unique<UnifiedBalance>(opts, layers);
+  return nullptr;
+}
+
+}  // namespace moebench::models

@@ -1,0 +1,21 @@
+// Subcommand registration for the moebench executable: each cli_*.cpp adds its commands.
+// Commands throw std::exception on failure; main() prints the message and exits non-zero.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <filesystem>
+#include <string>
+
+namespace moebench::cli {
+
+// Options every command can see (set on the top-level app).
+struct GlobalOptions {
+  std::string data_dir;  // --data, default $MOEBENCH_DATA or ./data
+  int threads = 0;       // --threads, 0 = all cores
+  std::filesystem::path data() const;
+};
+
+void add_data_commands(CLI::App& app, GlobalOptions& global);
+void add_env_command(CLI::App& app, GlobalOptions& global);
+
+}  // namespace moebench::cli
