@@ -4,6 +4,7 @@
 
 #include <stdexcept>
 
+#include "baselines/topk.h"
 #include "models/routing_free.h"
 
 namespace moebench::models {
@@ -41,13 +42,17 @@ std::shared_ptr<RoutingPolicyImpl> make_policy(int64_t hidden, const MoeOptions&
   if (opts.method == "routing_free") {
     return std::make_shared<RoutingFreePolicyImpl>(hidden, opts, init_std);
   }
+  if (opts.method == "topk") {
+    return std::make_shared<baselines::TopKPolicyImpl>(hidden, opts, init_std);
+  }
   throw std::invalid_argument("moe.method '" + opts.method +
                               "' has no routing policy in this build (available: routing_free, "
-                              "dense)");
+                              "topk, dense)");
 }
 
 std::unique_ptr<AuxController> make_controller(const MoeOptions& opts, int64_t layers) {
   if (opts.method == "routing_free") return std::make_unique<UnifiedBalance>(opts, layers);
+  if (opts.method == "topk") return std::make_unique<baselines::PooledBalanceLoss>(opts);
   return nullptr;
 }
 

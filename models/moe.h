@@ -29,12 +29,17 @@ struct MoeOptions {
   double rho_target = 0.25;
   double eta = 0.02;
   double lambda0 = 1e-10;
-  double mu = 0.5;  // L_reg = mu * L_EB + (1 - mu) * L_TB
+  double eb_weight = 0.5;  // L_reg = eb_weight * L_EB + tb_weight * L_TB (paper: mu, 1 - mu)
+  double tb_weight = 0.5;
   bool mask_padding = true;
   bool lambda_bf16 = false;  // the official code's bf16 lambda (loses precision): option only
+  // Top-k (§2)
+  int64_t top_k = 0;  // 0 = experts / 4
+  double aux_coef = 0.01;
   std::string backend = "auto";
 
   int64_t effective_rank() const { return rank > 0 ? rank : intermediate / 4; }
+  int64_t effective_top_k() const { return top_k > 0 ? top_k : std::max<int64_t>(1, experts / 4); }
 };
 
 // What one MoE layer's policy decided for N tokens.

@@ -79,7 +79,7 @@ torch::Tensor UnifiedBalance::loss(const std::vector<PolicyOutput>& layers,
   }
   if (P_NC.size(0) == 0) return torch::zeros({}, torch::kFloat);
   auto [l_eb, l_tb] = unified_balance_terms(P_NC, M_NC);
-  auto l_reg = opts_.mu * l_eb + (1.0 - opts_.mu) * l_tb;
+  auto l_reg = opts_.eb_weight * l_eb + opts_.tb_weight * l_tb;
   const double rho = M_NC.mean().item<double>();
   const float lambda_used = lambda_;  // the loss uses λ from before this forward's update
   if (training) {

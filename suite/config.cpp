@@ -89,7 +89,6 @@ void for_each_field(Cfg& c, Visit&& visit) {
   visit("moe", "rho_target", e.rho_target, lower_open(0, 1));
   visit("moe", "eta", e.eta, at_least(0));
   visit("moe", "lambda0", e.lambda0, closed(0, 1));  // the controller caps lambda at 1
-  visit("moe", "mu", e.mu, closed(0, 1));
   visit("moe", "eb_weight", e.eb_weight, at_least(0));
   visit("moe", "tb_weight", e.tb_weight, at_least(0));
   visit("moe", "mask_padding", e.mask_padding, any());
@@ -549,15 +548,18 @@ RunConfig named_unvalidated(const std::string& name) {
   c.train.threads = 2;
   c.eval.val_batches = 20;
   c.eval.max_examples = 200;
+  // Routing-Free gates start from ‖A_e x‖ ≈ init_std·sqrt(H·r) (x is RMS-normalised): with the
+  // paper's init of 0.02 that is 2.6 at S (all experts on at first, density then falls to ρ*).
+  // The CPU sizes keep H·r ≥ 4096 (≥ 1.28) so RF starts dense as in the paper, not at ~0.
   if (name == "micro") {  // the CPU reproduction: a few minutes per run on 2 cores
     c.model.layers = 4;
-    c.model.hidden = 128;
-    c.model.q_heads = 4;
-    c.model.kv_heads = 2;
+    c.model.hidden = 256;
+    c.model.q_heads = 8;
+    c.model.kv_heads = 4;
     c.model.head_dim = 32;
     c.model.seq_len = 128;
-    c.moe.experts = 8;        // top_k = 2, the paper's E/4
-    c.moe.intermediate = 64;  // rank = 16
+    c.moe.experts = 8;         // top_k = 2, the paper's E/4
+    c.moe.intermediate = 128;  // rank = 32: ‖Ax‖ ≈ 0.02·sqrt(256·32) = 1.8 at init
     c.data.batch_size = 16;
     c.data.micro_batch = 16;
     c.train.steps = 300;
@@ -568,13 +570,13 @@ RunConfig named_unvalidated(const std::string& name) {
   }
   if (name == "tiny") {  // CI: seconds on one CPU core, still exercising eval and checkpoints
     c.model.layers = 2;
-    c.model.hidden = 64;
+    c.model.hidden = 128;
     c.model.q_heads = 4;
     c.model.kv_heads = 2;
-    c.model.head_dim = 16;
+    c.model.head_dim = 32;
     c.model.seq_len = 64;
-    c.moe.experts = 4;        // top_k = 1
-    c.moe.intermediate = 32;  // rank = 8
+    c.moe.experts = 4;         // top_k = 1
+    c.moe.intermediate = 128;  // rank = 32: ‖Ax‖ ≈ 0.02·sqrt(128·32) = 1.28 at init
     c.data.batch_size = 8;
     c.data.micro_batch = 4;  // two micro-batches, so gradient accumulation is exercised
     c.train.steps = 30;

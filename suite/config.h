@@ -49,9 +49,8 @@ struct MoeConfig {
   double rho_target = 0.25;
   double eta = 0.02;
   double lambda0 = 1e-10;
-  // The paper writes L_reg = mu*L_EB + (1-mu)*L_TB; the official code has two independent weights.
-  // The loss uses eb_weight and tb_weight; mu is recorded for the paper's notation.
-  double mu = 0.5;
+  // L_reg = eb_weight*L_EB + tb_weight*L_TB: the official code's two independent weights; the
+  // paper's mu*L_EB + (1-mu)*L_TB is eb_weight = mu, tb_weight = 1 - mu. A weight of 0 skips it.
   double eb_weight = 0.5;
   double tb_weight = 0.5;
   bool mask_padding = true;  // false = the official code (padding counted in the balance stats)

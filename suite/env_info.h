@@ -4,9 +4,7 @@
 
 #include <string>
 
-#include "suite/cli.h"
-
-namespace moebench::cli {
+namespace moebench {
 
 struct EnvInfo {
   std::string commit;
@@ -22,8 +20,9 @@ struct EnvInfo {
   double matmul_gflops = 0;
 };
 
-// Sets LibTorch's thread count from --threads (default: all cores) and returns it.
-int configure_threads(const GlobalOptions& global);
-EnvInfo collect_env(const GlobalOptions& global);
+// Sets LibTorch's thread count (0 = all cores) and returns it.
+int configure_threads(int threads);
+// Also sets the thread count, and runs a short 1024^3 matmul to measure the BLAS.
+EnvInfo collect_env(int threads);
 
-}  // namespace moebench::cli
+}  // namespace moebench

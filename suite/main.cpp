@@ -34,6 +34,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 1024));
   moebench::cli::add_data_commands(app, global);
   moebench::cli::add_env_command(app, global);
+  moebench::cli::add_layer_command(app, global);
+  moebench::cli::add_table_commands(app, global);
+  moebench::cli::add_train_command(app, global);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

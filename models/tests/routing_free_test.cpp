@@ -188,7 +188,6 @@ TEST(UnifiedBalanceController, SignClampAndOldLambda) {
   // The loss of a forward uses the λ from before that forward's update.
   MoeOptions o = rf_options(2, 4, 1);
   o.lambda0 = 0.1;
-  o.mu = 0.5;
   UnifiedBalance bal(o, 1);
   PolicyOutput p;
   p.scores_NE = torch::tensor({2.0f, 0.5f, 3.0f, 1.5f}).view({2, 2});

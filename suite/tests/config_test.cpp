@@ -130,13 +130,13 @@ TEST(ConfigTest, MAndLMatchMethodsTable) {
 TEST(ConfigTest, CpuConfigsAreSmallAndValid) {
   const RunConfig tiny = named_config("tiny");
   EXPECT_EQ(tiny.model.layers, 2);
-  EXPECT_EQ(tiny.model.hidden, 64);
+  EXPECT_EQ(tiny.model.hidden, 128);
   EXPECT_EQ(tiny.train.steps, 30);
   EXPECT_EQ(grad_accum(tiny.data), 2);
   const RunConfig micro = named_config("micro");
   EXPECT_EQ(micro.model.vocab, "bpe8k");
   EXPECT_EQ(effective_top_k(micro.moe), 2);
-  EXPECT_EQ(effective_rank(micro.moe), 16);
+  EXPECT_EQ(effective_rank(micro.moe), 32);
   EXPECT_EQ(grad_accum(micro.data), 1);
   for (const auto& name : named_config_names()) EXPECT_TRUE(is_named_config(name));
 }
@@ -174,7 +174,7 @@ tasks = ["imdb"]
   const RunConfig c = load_config(
       file.string(), {"train.steps=100", "model.layers=2", "moe.method=switch",
                       "eval.theta_sweep=0.8,1.0", "eval.tasks=imdb, cloze", "moe.jitter = 0.01"});
-  EXPECT_EQ(c.model.hidden, 128);  // from micro
+  EXPECT_EQ(c.model.hidden, 256);  // from micro
   EXPECT_EQ(c.moe.theta, 0.8);     // from the file
   EXPECT_EQ(c.optim.betas[1], 0.95);
   EXPECT_EQ(c.optim.lr, 1.0);
@@ -202,7 +202,7 @@ TEST(ConfigTest, FileWithoutBaseStartsFromSAndBaseMayBeAFile) {
   dir.write("parent.toml", "base = \"tiny\"\n[train]\nsteps = 7\n");
   const fs::path child = dir.write("child.toml", "base = \"parent.toml\"\n[train]\nseed = 3\n");
   const RunConfig c = load_config(child.string());
-  EXPECT_EQ(c.model.hidden, 64);
+  EXPECT_EQ(c.model.hidden, 128);
   EXPECT_EQ(c.train.steps, 7);
   EXPECT_EQ(c.train.seed, 3);
 
@@ -354,7 +354,6 @@ TEST(ConfigTest, RunKeyChangesWithEveryFieldAndSeed) {
       {"moe.rho_target", "0.5"},
       {"moe.eta", "0.1"},
       {"moe.lambda0", "1e-9"},
-      {"moe.mu", "0.4"},
       {"moe.eb_weight", "0.4"},
       {"moe.tb_weight", "0.6"},
       {"moe.mask_padding", "false"},

@@ -1,0 +1,91 @@
+// Trainer behaviour on the real tiny config: an interrupted and resumed run reproduces the
+// uninterrupted one step for step; divergence ends the run with status 'diverged' in the store.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <random>
+
+#include "suite/store.h"
+#include "suite/trainer.h"
+
+namespace moebench {
+namespace {
+
+std::filesystem::path scratch(const std::string& tag) {
+  auto dir = std::filesystem::path(MOEBENCH_BINARY_DIR) / "test_tmp" /
+             (tag + "_" + std::to_string(std::random_device{}()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+TrainOptions tiny(const std::filesystem::path& dir, std::vector<std::string> sets) {
+  sets.push_back("train.log_every=1");
+  TrainOptions o;
+  o.cfg = load_config("tiny", sets);
+  o.size_name = "tiny";
+  o.db_path = dir / "db.sqlite";
+  o.checkpoint_root = dir / "ckpt";
+  o.data_dir = std::filesystem::path(MOEBENCH_SOURCE_DIR) / "data";
+  if (const char* env = std::getenv("MOEBENCH_DATA"); env && *env) o.data_dir = env;
+  o.quiet = true;
+  return o;
+}
+
+TEST(Trainer, ResumeReproducesTheUninterruptedRun) {
+  const std::vector<std::string> sets = {"train.steps=8", "train.checkpoint_every=4",
+                                         "train.eval_every=0"};
+  const auto a_dir = scratch("straight"), b_dir = scratch("resumed");
+  const auto a = train(tiny(a_dir, sets));
+  ASSERT_EQ(a.status, "done");
+
+  auto first = tiny(b_dir, sets);
+  first.stop_after_steps = 5;  // as Ctrl-C after step 5: checkpoint, status 'interrupted'
+  ASSERT_EQ(train(first).status, "interrupted");
+  const auto b = train(tiny(b_dir, sets));
+  ASSERT_EQ(b.status, "done");
+  EXPECT_EQ(a.run_key, b.run_key);
+
+  Store sa(a_dir / "db.sqlite"), sb(b_dir / "db.sqlite");
+  const auto steps_a = sa.steps(a.run_key), steps_b = sb.steps(b.run_key);
+  ASSERT_EQ(steps_a.size(), 8u);
+  ASSERT_EQ(steps_b.size(), 8u);
+  for (size_t i = 0; i < 8; ++i) {
+    EXPECT_EQ(steps_a[i].step, steps_b[i].step);
+    EXPECT_DOUBLE_EQ(steps_a[i].lm_loss, steps_b[i].lm_loss) << "step " << steps_a[i].step;
+    EXPECT_DOUBLE_EQ(steps_a[i].aux_loss, steps_b[i].aux_loss) << "step " << steps_a[i].step;
+    EXPECT_DOUBLE_EQ(steps_a[i].lambda, steps_b[i].lambda) << "step " << steps_a[i].step;
+    EXPECT_EQ(steps_a[i].tokens, steps_b[i].tokens);
+  }
+  EXPECT_DOUBLE_EQ(a.final_val_loss, b.final_val_loss);
+  // λ rose (density above ρ* at the start) and survived the checkpoint in fp32.
+  EXPECT_GT(steps_a.back().lambda, steps_a.front().lambda);
+  // A finished run is skipped, not retrained.
+  EXPECT_TRUE(train(tiny(a_dir, sets)).skipped);
+}
+
+TEST(Trainer, DivergenceIsRecorded) {
+  const auto dir = scratch("diverge");
+  // Any real loss exceeds 0.5 nats at step 1: the guard must end the run there.
+  const auto r = train(tiny(dir, {"train.diverge_loss=0.5", "train.steps=5"}));
+  EXPECT_EQ(r.status, "diverged");
+  EXPECT_EQ(r.steps, 1);
+  Store s(dir / "db.sqlite");
+  const auto row = s.find_run(r.run_key);
+  ASSERT_TRUE(row.has_value());
+  EXPECT_EQ(row->status, RunStatus::kDiverged);
+  EXPECT_EQ(row->status_step, 1);
+  EXPECT_TRUE(s.evals(r.run_key).empty()) << "a diverged run has no final evaluation";
+}
+
+TEST(Trainer, BadConfigWritesNoRow) {
+  const auto dir = scratch("bad");
+  EXPECT_THROW(train(tiny(dir, {"model.vocab=bpe123456"})), std::exception);
+  if (std::filesystem::exists(dir / "db.sqlite")) {
+    Store s(dir / "db.sqlite");
+    EXPECT_TRUE(s.runs({}).empty());
+  }
+}
+
+}  // namespace
+}  // namespace moebench

@@ -1,0 +1,41 @@
+// The trainer: RunConfig -> model + data -> AdamW steps, validation, checkpoints, store rows.
+// Recipe: shared/spec/METHODS.md (end); store layout: shared/DESIGN.md "Configs and the store".
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <string>
+
+#include "suite/config.h"
+
+namespace moebench {
+
+struct TrainOptions {
+  RunConfig cfg;
+  std::string size_name;           // the named config or file the run came from
+  std::filesystem::path db_path;   // SQLite store
+  std::filesystem::path data_dir;  // data cache (vocabularies, token shards)
+  std::filesystem::path checkpoint_root = "checkpoints";
+  bool quiet = false;  // no progress line
+  // Test hook: stop (as if killed, checkpoint kept, status 'interrupted') after this many steps.
+  int64_t stop_after_steps = 0;
+};
+
+struct TrainResult {
+  std::string run_key;
+  std::string status;  // done | diverged | interrupted | failed
+  int64_t steps = 0;
+  double final_val_loss = 0;
+  double wall_s = 0;
+  double tokens_per_s = 0;
+  bool skipped = false;  // the run was already done in the store
+};
+
+// Trains (or resumes, or skips when already done) one run. Errors in the inputs throw before
+// any row is written; failures during training mark the run 'failed' and rethrow.
+TrainResult train(const TrainOptions& opts);
+
+// Set by SIGINT/SIGTERM handlers: the trainer checkpoints and stops at the next step boundary.
+void request_stop();
+
+}  // namespace moebench
