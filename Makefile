@@ -6,7 +6,7 @@ MOEBENCH := $(BUILD)/moebench
 CMAKE_FLAGS ?=
 export MOEBENCH_DATA ?= $(CURDIR)/data
 
-.PHONY: all setup configure build data test run smoke bench format clean
+.PHONY: all setup configure build data test run smoke tables bench format clean
 
 all: build
 
@@ -32,14 +32,26 @@ test: setup build
 	$(MOEBENCH) data prepare --vocab bpe8k
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
-# the main job
+DB ?= results/moebench.sqlite
+
+# the main job: the Routing-Free MoE on the CPU reproduction size, stored in $(DB), then the table
+# (a finished run is skipped, an interrupted one resumes: re-running is cheap)
 run: setup build
 	$(MOEBENCH) data fetch
-	$(MOEBENCH) data prepare --vocab gpt2
-	$(MOEBENCH) data stats
-
-smoke: build
+	$(MOEBENCH) data prepare --vocab bpe8k
 	$(MOEBENCH) env
+	$(MOEBENCH) train --config micro --db $(DB)
+	$(MOEBENCH) table --db $(DB)
+
+# one tiny run end to end (seconds), in its own database
+smoke: build
+	$(MOEBENCH) data fetch
+	$(MOEBENCH) data prepare --vocab bpe8k
+	$(MOEBENCH) train --config tiny --db results/smoke.sqlite
+	$(MOEBENCH) table --db results/smoke.sqlite
+
+tables: build
+	$(MOEBENCH) table --db $(DB) --format md
 
 bench: build
 	$(BUILD)/bench_tokenizer --benchmark_counters_tabular=true

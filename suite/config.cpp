@@ -548,6 +548,11 @@ RunConfig named_unvalidated(const std::string& name) {
   c.train.threads = 2;
   c.eval.val_batches = 20;
   c.eval.max_examples = 200;
+  // λ schedule scaled to CPU run lengths: the paper's λ0 = 1e-10, η = 0.02 needs ~1,000
+  // controller updates just to reach 1e-2 (it has ~250k); these runs have a few hundred. With
+  // λ0 = 1e-3, η = 0.05 the micro run's density falls from 1 to ρ* = 0.25 by step ~90.
+  c.moe.lambda0 = 1e-3;
+  c.moe.eta = 0.05;
   // Routing-Free gates start from ‖A_e x‖ ≈ init_std·sqrt(H·r) (x is RMS-normalised): with the
   // paper's init of 0.02 that is 2.6 at S (all experts on at first, density then falls to ρ*).
   // The CPU sizes keep H·r ≥ 4096 (≥ 1.28) so RF starts dense as in the paper, not at ~0.
