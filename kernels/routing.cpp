@@ -41,8 +41,10 @@ Routing routing_from_topk(const torch::Tensor& topk_NK, const torch::Tensor& wei
                          .expand({r.num_tokens, k})
                          .reshape({-1});
   const auto expert = topk_NK.reshape({-1}).to(torch::kLong);
-  // Stable sort by the combined key keeps expert-then-token order deterministic.
-  const auto order = std::get<1>((expert * r.num_tokens + token).sort(/*stable=*/true));
+  // Stable sort by the combined key keeps expert-then-token order deterministic. The optional
+  // must be explicit: a bare `true` binds to sort(int64_t dim) and asks for dim 1 of a 1-D key.
+  const auto order =
+      std::get<1>((expert * r.num_tokens + token).sort(c10::optional<bool>(true), /*dim=*/0));
   r.token = token.index_select(0, order);
   r.expert = expert.index_select(0, order);
   r.gate = weights_NK.reshape({-1}).index_select(0, order);

@@ -4,6 +4,10 @@
 
 #include <stdexcept>
 
+#include "baselines/aoe.h"
+#include "baselines/remoe.h"
+#include "baselines/self_routing.h"
+#include "baselines/switch.h"
 #include "baselines/topk.h"
 #include "models/routing_free.h"
 
@@ -45,14 +49,37 @@ std::shared_ptr<RoutingPolicyImpl> make_policy(int64_t hidden, const MoeOptions&
   if (opts.method == "topk") {
     return std::make_shared<baselines::TopKPolicyImpl>(hidden, opts, init_std);
   }
+  if (opts.method == "switch") {
+    return std::make_shared<baselines::SwitchPolicyImpl>(hidden, opts, init_std);
+  }
+  if (opts.method == "remoe") {
+    return std::make_shared<baselines::ReMoEPolicyImpl>(hidden, opts, init_std);
+  }
+  if (opts.method == "aoe") {
+    return std::make_shared<baselines::AoePolicyImpl>(hidden, opts, init_std);
+  }
+  if (opts.method == "self_routing") {
+    return std::make_shared<baselines::SelfRoutingPolicyImpl>(hidden, opts);
+  }
   throw std::invalid_argument("moe.method '" + opts.method +
                               "' has no routing policy in this build (available: routing_free, "
-                              "topk, dense)");
+                              "topk, switch, remoe, aoe, self_routing, dense)");
 }
 
 std::unique_ptr<AuxController> make_controller(const MoeOptions& opts, int64_t layers) {
   if (opts.method == "routing_free") return std::make_unique<UnifiedBalance>(opts, layers);
   if (opts.method == "topk") return std::make_unique<baselines::PooledBalanceLoss>(opts);
+  if (opts.method == "switch") return std::make_unique<baselines::LayerAuxSum>(opts);
+  if (opts.method == "remoe") return std::make_unique<baselines::ReMoEBalance>(opts);
+  // AoE's paper variant: the HF pooled loss over every layer's tokens, P = softmax of all E
+  // norms (AoePolicyImpl's scores_NE). The RF-paper variant and Self-Routing have no aux loss.
+  if (opts.method == "aoe" && opts.aoe_variant == "aoe_paper") {
+    return std::make_unique<baselines::PooledBalanceLoss>(opts);
+  }
+  if (opts.method == "aoe" && opts.aoe_variant != "rf_paper") {
+    throw std::invalid_argument("moe.aoe_variant must be rf_paper or aoe_paper, not '" +
+                                opts.aoe_variant + "'");
+  }
   return nullptr;
 }
 

@@ -36,6 +36,24 @@ struct MoeOptions {
   // Top-k (§2)
   int64_t top_k = 0;  // 0 = experts / 4
   double aux_coef = 0.01;
+  // AoE (§5): rf_paper (no aux, width as given) | aoe_paper (pooled aux α·E·Σ f_e P_e with
+  // α = aux_coef; the trainer widens intermediate to baselines::aoe_wide_intermediate)
+  std::string aoe_variant = "rf_paper";
+  // Self-Routing (§6): which E input channels are the logits: last | first | strided
+  std::string self_routing_subspace = "last";
+  // Switch (§3)
+  double capacity_factor_train = 1.25;
+  double capacity_factor_eval = 2.0;
+  double z_loss_coef = 1e-3;
+  double jitter = 0.0;                 // ε of the multiplicative router-input noise; 0 = off
+  std::string switch_norm = "switch";  // switch | megatron
+  // ReMoE (§4)
+  std::string remoe_variant = "original";  // original | rf_paper
+  double remoe_alpha = 1.2;
+  double remoe_lambda0 = 1e-8;
+  // The rf_paper variant's own λ₀ and η (ρ* is rho_target); not in RunConfig yet.
+  double remoe_rf_lambda0 = 0.01;
+  double remoe_rf_eta = 0.1;
   std::string backend = "auto";
 
   int64_t effective_rank() const { return rank > 0 ? rank : intermediate / 4; }
@@ -50,6 +68,11 @@ struct PolicyOutput {
   torch::Tensor scores_NE;  // fp32 gate scores (method's own meaning; RF: s = γ‖Ax‖ − b)
   torch::Tensor active_NE;  // bool, no gradient
   torch::Tensor layer_aux;  // per-layer aux loss, undefined when the method has none
+  // bool [N]: tokens a capacity limit sent past every expert (residual only); undefined when
+  // the method never drops.
+  torch::Tensor dropped_N;
+  // Detached per-layer scalars for the controller's metrics() (e.g. Switch's "z_loss").
+  std::map<std::string, torch::Tensor> layer_stats;
 };
 
 class RoutingPolicyImpl : public torch::nn::Module {

@@ -12,6 +12,9 @@
 #include <string>
 #include <vector>
 
+#include "baselines/aoe.h"
+#include "baselines/remoe.h"
+#include "baselines/switch.h"
 #include "models/moe.h"
 #include "models/routing_free.h"
 #include "suite/cli.h"
@@ -43,6 +46,24 @@ models::RoutingFreePolicyImpl& rf_policy(MoeLayerImpl& layer) {
   return *p;
 }
 
+baselines::AoePolicyImpl& aoe_policy(MoeLayerImpl& layer) {
+  auto* p = dynamic_cast<baselines::AoePolicyImpl*>(layer.policy.get());
+  if (!p) throw std::logic_error("moebench layer: the aoe layer has another policy");
+  return *p;
+}
+
+baselines::SwitchPolicyImpl& switch_policy(MoeLayerImpl& layer) {
+  auto* p = dynamic_cast<baselines::SwitchPolicyImpl*>(layer.policy.get());
+  if (!p) throw std::logic_error("moebench layer: the switch layer has another policy");
+  return *p;
+}
+
+baselines::ReMoEPolicyImpl& remoe_policy(MoeLayerImpl& layer) {
+  auto* p = dynamic_cast<baselines::ReMoEPolicyImpl*>(layer.policy.get());
+  if (!p) throw std::logic_error("moebench layer: the remoe layer has another policy");
+  return *p;
+}
+
 // method -> its weights. A method added in baselines/ adds one entry here, mapping its tensor
 // names onto its policy (dynamic_cast, as rf_policy does) and the shared expert weights. The
 // sizes E, I and r found in the shapes become MoeOptions::experts, intermediate and rank.
@@ -70,6 +91,73 @@ const std::map<std::string, LayerMethod>& layer_methods() {
           {"E"},
           "score offset (subtracted)",
           [](MoeLayerImpl& l) { return rf_policy(l).bias_E; }}}}},
+      {"aoe",
+       {"Autonomy-of-Experts (METHODS.md §5): z_e = A_e x, s_e = ||z_e||, the top-K norms\n"
+        "(K = moe.top_k, default E/4) win with weights softmax over those K norms,\n"
+        "y = sum over chosen e of w_e * D_e (SiLU(B_e z_e) * U_e x); scores = softmax over\n"
+        "all E norms",
+        {{"A",
+          {"E", "r", "H"},
+          "low-rank projection (norm score and gate input)",
+          [](MoeLayerImpl& l) { return aoe_policy(l).A_ErH; }},
+         {"B",
+          {"E", "I", "r"},
+          "low-rank gate (SiLU branch)",
+          [](MoeLayerImpl& l) { return l.weights.gate_EIK; }},
+         {"U", {"E", "I", "H"}, "up projection", [](MoeLayerImpl& l) { return l.weights.up_EIH; }},
+         {"D",
+          {"E", "H", "I"},
+          "down projection",
+          [](MoeLayerImpl& l) { return l.weights.down_EHI; }}}}},
+      {"self_routing",
+       {"Self-Routing (METHODS.md §6, our reading of the abstract): logits = E fixed\n"
+        "channels of x (moe.self_routing_subspace, default the last E), softmax, top-K\n"
+        "renormalised to sum 1, y = sum over chosen e of w_e * D_e (SiLU(G_e x) * U_e x);\n"
+        "no router weights; scores = softmax over all E logits",
+        {{"G",
+          {"E", "I", "H"},
+          "gate projection (SiLU branch)",
+          [](MoeLayerImpl& l) { return l.weights.gate_EIK; }},
+         {"U", {"E", "I", "H"}, "up projection", [](MoeLayerImpl& l) { return l.weights.up_EIH; }},
+         {"D",
+          {"E", "H", "I"},
+          "down projection",
+          [](MoeLayerImpl& l) { return l.weights.down_EHI; }}}}},
+      {"switch",
+       {"Switch Transformer (METHODS.md §3): p = softmax(router x), each token to argmax p\n"
+        "with weight p_argmax (not renormalised); expert capacity ceil(N/E * CF), CF =\n"
+        "moe.capacity_factor_train (the layer runs in training mode), overflow tokens\n"
+        "dropped first-come by position (y = 0 for them); y = w * D_e (SiLU(G_e x) * U_e x);\n"
+        "scores = p at the kept pairs",
+        {{"router",
+          {"E", "H"},
+          "router W_r (no bias)",
+          [](MoeLayerImpl& l) { return switch_policy(l).router_EH; }},
+         {"G",
+          {"E", "I", "H"},
+          "gate projection (SiLU branch)",
+          [](MoeLayerImpl& l) { return l.weights.gate_EIK; }},
+         {"U", {"E", "I", "H"}, "up projection", [](MoeLayerImpl& l) { return l.weights.up_EIH; }},
+         {"D",
+          {"E", "H", "I"},
+          "down projection",
+          [](MoeLayerImpl& l) { return l.weights.down_EHI; }}}}},
+      {"remoe",
+       {"ReMoE (METHODS.md §4): R = ReLU(router x), y = sum over e with R_e > 0 of\n"
+        "R_e * D_e (SiLU(G_e x) * U_e x) (a token may have no expert: y = 0); scores = R",
+        {{"router",
+          {"E", "H"},
+          "router W_r (no bias)",
+          [](MoeLayerImpl& l) { return remoe_policy(l).router_EH; }},
+         {"G",
+          {"E", "I", "H"},
+          "gate projection (SiLU branch)",
+          [](MoeLayerImpl& l) { return l.weights.gate_EIK; }},
+         {"U", {"E", "I", "H"}, "up projection", [](MoeLayerImpl& l) { return l.weights.up_EIH; }},
+         {"D",
+          {"E", "H", "I"},
+          "down projection",
+          [](MoeLayerImpl& l) { return l.weights.down_EHI; }}}}},
   };
   return methods;
 }
@@ -108,6 +196,33 @@ const std::map<std::string, SetKey>& set_keys() {
             throw std::invalid_argument("--set moe.norm=" + v + ": must be l2, l1 or linf");
           }
           o.norm = v;
+        }}},
+      {"moe.top_k",
+       {"experts per token for aoe and self_routing (default E/4, at least 1)",
+        [](models::MoeOptions& o, const std::string& v) {
+          const double k = parse_double("moe.top_k", v);
+          if (k < 1 || k != static_cast<double>(static_cast<int64_t>(k))) {
+            throw std::invalid_argument("--set moe.top_k=" + v + ": must be a whole number >= 1");
+          }
+          o.top_k = static_cast<int64_t>(k);
+        }}},
+      {"moe.self_routing_subspace",
+       {"self_routing logit channels: last (default), first or strided",
+        [](models::MoeOptions& o, const std::string& v) {
+          if (v != "last" && v != "first" && v != "strided") {
+            throw std::invalid_argument("--set moe.self_routing_subspace=" + v +
+                                        ": must be last, first or strided");
+          }
+          o.self_routing_subspace = v;
+        }}},
+      {"moe.capacity_factor_train",
+       {"switch capacity factor CF (default 1.25; the layer runs in training mode)",
+        [](models::MoeOptions& o, const std::string& v) {
+          const double cf = parse_double("moe.capacity_factor_train", v);
+          if (cf <= 0) {
+            throw std::invalid_argument("--set moe.capacity_factor_train=" + v + ": must be > 0");
+          }
+          o.capacity_factor_train = cf;
         }}},
       {"kernels.backend",
        {"expert kernels: auto (default), reference, cpu, cuda",

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "baselines/aoe.h"
 #include "datasets/prepare.h"
 #include "datasets/sampler.h"
 #include "datasets/vocab.h"
@@ -67,11 +68,38 @@ models::ModelOptions model_options(const RunConfig& c, int64_t vocab_size) {
   m.lambda_bf16 = c.moe.lambda_bf16;
   m.top_k = effective_top_k(c.moe);
   m.aux_coef = c.moe.aux_coef;
+  m.capacity_factor_train = c.moe.capacity_factor_train;
+  m.capacity_factor_eval = c.moe.capacity_factor_eval;
+  m.z_loss_coef = c.moe.z_loss_coef;
+  m.jitter = c.moe.jitter;
+  m.switch_norm = c.moe.switch_norm;
+  m.remoe_variant = c.moe.remoe_variant;
+  m.remoe_alpha = c.moe.remoe_alpha;
+  m.remoe_lambda0 = c.moe.remoe_lambda0;
+  m.aoe_variant = c.moe.aoe_variant;
+  m.self_routing_subspace = c.moe.self_routing_subspace;
+  if (m.method == "aoe" && m.aoe_variant == "aoe_paper") {
+    // Parameter-matched width (METHODS.md §5). m.rank was fixed above from the ORIGINAL
+    // intermediate (moe.rank, or I/4), so widening leaves r unchanged.
+    m.intermediate = baselines::aoe_wide_intermediate(c.model.hidden, m.intermediate, m.rank);
+  }
   m.backend = c.kernels.backend;
   o.dense_intermediate = c.moe.dense_width == "iso_param"
                              ? int64_t{c.moe.experts} * c.moe.intermediate
                              : int64_t{effective_top_k(c.moe)} * c.moe.intermediate;
   return o;
+}
+
+// Active (token, expert) pairs / (real tokens · E), averaged over MoE layers; 1 for dense.
+// Measured from the routing itself, so every method reports it the same way.
+double routed_density(const std::vector<models::PolicyOutput>& layers, const torch::Tensor& mask) {
+  if (layers.empty()) return 1.0;
+  const auto keep = mask.reshape({-1}).to(torch::kBool).nonzero().squeeze(1);
+  double sum = 0;
+  for (const auto& l : layers) {
+    sum += l.active_NE.index_select(0, keep).to(torch::kFloat).mean().item<double>();
+  }
+  return sum / static_cast<double>(layers.size());
 }
 
 // Everything a resumed run needs besides the tensors in the archive.
@@ -369,10 +397,8 @@ TrainResult Trainer::run() {
           auto aux = controller_->loss(out.routing, b.mask.reshape({-1}), /*training=*/true);
           aux_sum += aux.item<double>();
           loss = loss + aux;
-          density_sum += controller_->metrics().count("density")
-                             ? controller_->metrics().at("density")
-                             : std::nan("");
         }
+        density_sum += routed_density(out.routing, b.mask);
         (loss / accum_).backward();
         lm_sum += lm.item<double>();
         step_tokens += b.real_tokens;
@@ -411,7 +437,7 @@ TrainResult Trainer::run() {
         r.lambda = controller_ && controller_->metrics().count("lambda")
                        ? controller_->metrics().at("lambda")
                        : std::nan("");
-        r.density = controller_ ? density_sum / accum_ : 1.0;
+        r.density = density_sum / accum_;
         r.lr = lr;
         r.grad_norm = grad_norm;
         r.tokens_per_s = tokens_per_s;

@@ -1,0 +1,66 @@
+// ReMoE baseline (ReLU routing; arXiv 2412.14711; shared/spec/METHODS.md §4): R = ReLU(W_r x)
+// gates every expert with R_e > 0, and an L1-type regulariser with an adaptive λ sets sparsity.
+#pragma once
+
+#include "models/moe.h"
+
+namespace moebench::baselines {
+
+// y = Σ_{e: R_e > 0} R_e · FFN_e(x); a token may have 0..E experts (0 gives y = 0).
+// scores_NE = R, active_NE = R > 0; layer_aux stays undefined: the controller computes the
+// regulariser from R so it can leave padding rows out.
+class ReMoEPolicyImpl : public models::RoutingPolicyImpl {
+ public:
+  ReMoEPolicyImpl(int64_t hidden, const models::MoeOptions& opts, double init_std);
+  models::PolicyOutput route(const torch::Tensor& x_NH) override;
+  int64_t gate_input_width() const override { return hidden_; }
+
+  torch::Tensor router_EH;  // W_r, no bias
+
+ private:
+  int64_t hidden_, experts_;
+};
+TORCH_MODULE(ReMoEPolicy);
+
+// Original per-layer term: (1/N)·Σ_{n,e} f_e·R[n,e], f_e = E/(k·N)·Σ_n 1[R[n,e] > 0] (no grad).
+torch::Tensor remoe_load_weighted_l1(const torch::Tensor& R_NE, const torch::Tensor& active_NE,
+                                     int64_t k);
+
+// L = λ·Σ_layers L_reg. Variants (moe.remoe_variant):
+//  original: L_reg as above; sparsity S = 1 − mean(1[R > 0]) is averaged over layers and the
+//    training micro-batches since the last optimizer step; after_optimizer_step() sets
+//    λ ← λ·α if S < 1 − k/E, else λ/α (equality included); λ₀ = remoe_lambda0.
+//  rf_paper: L_reg = Σ_{n,e} R (plain sum), λ ← min(1, λ·(1+η)^sign(ρ − ρ*)) after every
+//    training forward, ρ = mean(1[R > 0]); λ₀ = remoe_rf_lambda0, η = remoe_rf_eta, ρ* =
+//    rho_target.
+// λ is fp32; a forward's loss uses λ from before that forward's update. Padding rows are left
+// out of L_reg and S when mask_padding is set. metrics(): "lambda" (the λ the loss used),
+// "density" (mean active fraction over layers), "sparsity" (1 − density), "l_reg".
+class ReMoEBalance : public models::AuxController {
+ public:
+  explicit ReMoEBalance(const models::MoeOptions& opts);
+  torch::Tensor loss(const std::vector<models::PolicyOutput>& layers,
+                     const torch::Tensor& token_mask_N, bool training) override;
+  void after_optimizer_step() override;
+  std::map<std::string, double> metrics() const override { return metrics_; }
+  // "lambda" plus the sparsity accumulators (empty at optimizer-step boundaries, but saved so a
+  // mid-accumulation snapshot resumes exactly).
+  std::map<std::string, double> state() const override;
+  void load_state(const std::map<std::string, double>& s) override;
+  float lambda() const { return lambda_; }
+  bool rf_paper() const { return rf_paper_; }
+
+  // Original rule: λ·α if sparsity < target, else λ/α; fp32 like the reference code.
+  static float next_lambda(float lambda, double sparsity, double target, double alpha);
+
+ private:
+  models::MoeOptions opts_;
+  bool rf_paper_;
+  int64_t k_;
+  float lambda_;
+  double sparsity_sum_ = 0;  // Σ of per-layer S over training forwards since the last step
+  double sparsity_count_ = 0;
+  std::map<std::string, double> metrics_;
+};
+
+}  // namespace moebench::baselines

@@ -1,0 +1,112 @@
+// Switch Transformer routing, capacity dropping and the per-layer aux loss (METHODS.md §3).
+// Router statistics in fp32 (or wider); experts are full-rank SwiGLU fed by x.
+#include "baselines/switch.h"
+
+#include <cmath>
+#include <stdexcept>
+
+namespace moebench::baselines {
+
+SwitchPolicyImpl::SwitchPolicyImpl(int64_t hidden, const models::MoeOptions& opts, double init_std)
+    : hidden_(hidden), experts_(opts.experts), opts_(opts) {
+  if (opts.switch_norm != "switch" && opts.switch_norm != "megatron") {
+    throw std::invalid_argument("moe.switch_norm must be switch or megatron, not '" +
+                                opts.switch_norm + "'");
+  }
+  router_EH = register_parameter("router", torch::randn({experts_, hidden}) * init_std);
+}
+
+int64_t switch_capacity(int64_t num_tokens, int64_t experts, double capacity_factor) {
+  return static_cast<int64_t>(
+      std::ceil(static_cast<double>(num_tokens) / static_cast<double>(experts) * capacity_factor));
+}
+
+int64_t SwitchPolicyImpl::capacity(int64_t num_tokens) const {
+  return switch_capacity(num_tokens, experts_,
+                         is_training() ? opts_.capacity_factor_train : opts_.capacity_factor_eval);
+}
+
+torch::Tensor capacity_keep_mask(const torch::Tensor& expert_N, int64_t experts, int64_t capacity) {
+  const auto onehot_NE = torch::one_hot(expert_N.to(torch::kLong), experts);
+  // 1-based arrival rank of each token at its expert, in token order: first come, first kept.
+  const auto rank_NE = onehot_NE.cumsum(0);
+  return onehot_NE.to(torch::kBool).logical_and(rank_NE <= capacity);
+}
+
+torch::Tensor switch_balance(const torch::Tensor& probs_NE, const torch::Tensor& expert_N,
+                             int64_t k, const std::string& norm) {
+  const int64_t E = probs_NE.size(1);
+  const auto f_E = torch::one_hot(expert_N.to(torch::kLong), E).to(probs_NE.scalar_type()).mean(0);
+  auto bal = static_cast<double>(E) * (f_E * probs_NE.mean(0)).sum();
+  return norm == "megatron" ? bal / static_cast<double>(k) : bal;
+}
+
+torch::Tensor router_z_loss(const torch::Tensor& logits_NE) {
+  return torch::logsumexp(logits_NE, -1).pow(2).mean();
+}
+
+models::PolicyOutput SwitchPolicyImpl::route(const torch::Tensor& x_NH) {
+  const auto dt = at::promote_types(x_NH.scalar_type(), torch::kFloat);
+  auto router_in = x_NH.to(dt);
+  if (is_training() && opts_.jitter > 0) {
+    // Multiplicative noise on the router's input only; the experts still see the clean x.
+    router_in =
+        router_in * torch::empty_like(router_in).uniform_(1.0 - opts_.jitter, 1.0 + opts_.jitter);
+  }
+  const auto logits_NE = torch::linear(router_in, router_EH.to(dt));
+  const auto probs_NE = torch::softmax(logits_NE, -1);
+  const auto expert_N = probs_NE.detach().argmax(-1);
+  const auto keep_NE = capacity_keep_mask(expert_N, experts_, capacity(x_NH.size(0)));
+
+  models::PolicyOutput out;
+  // Dropped pairs never reach the kernels; kept pairs carry the raw probability as weight.
+  out.routing = kernels::routing_from_mask(keep_NE, probs_NE);
+  out.gate_in = x_NH;
+  out.scores_NE = probs_NE;
+  out.active_NE = keep_NE;
+  out.dropped_N = keep_NE.any(1).logical_not();
+  if (x_NH.size(0) > 0) {
+    const auto bal = switch_balance(probs_NE, expert_N, /*k=*/1, opts_.switch_norm);
+    const auto z = router_z_loss(logits_NE);
+    out.layer_aux = opts_.aux_coef * bal + opts_.z_loss_coef * z;
+    out.layer_stats = {{"balance", bal.detach()}, {"z_loss", z.detach()}};
+  }
+  return out;
+}
+
+torch::Tensor LayerAuxSum::loss(const std::vector<models::PolicyOutput>& layers,
+                                const torch::Tensor& token_mask_N, bool /*training*/) {
+  torch::Tensor total;
+  double dropped = 0, density = 0, balance = 0, z = 0;
+  int64_t counted = 0;
+  for (const auto& l : layers) {
+    if (!l.layer_aux.defined()) continue;
+    total = total.defined() ? total + l.layer_aux : l.layer_aux;
+    auto drop_N = l.dropped_N, active_NE = l.active_NE;
+    if (token_mask_N.defined()) {  // metrics count real tokens only
+      const auto keep = token_mask_N.reshape({-1}).to(torch::kBool).nonzero().squeeze(1);
+      drop_N = drop_N.index_select(0, keep);
+      active_NE = active_NE.index_select(0, keep);
+    }
+    if (drop_N.numel() > 0) {
+      dropped += drop_N.to(torch::kDouble).mean().item<double>();
+      density += active_NE.to(torch::kDouble).mean().item<double>();
+    }
+    balance += l.layer_stats.at("balance").item<double>();
+    z += l.layer_stats.at("z_loss").item<double>();
+    ++counted;
+  }
+  if (!total.defined()) {
+    metrics_.clear();
+    return torch::zeros({}, torch::kFloat);
+  }
+  const double n = static_cast<double>(counted);
+  metrics_ = {{"aux", total.item<double>()},
+              {"balance_loss", balance / n},
+              {"z_loss", z / n},
+              {"dropped_frac", dropped / n},
+              {"density", density / n}};
+  return total;
+}
+
+}  // namespace moebench::baselines

@@ -1,0 +1,300 @@
+// Switch baseline (METHODS.md §3) against hand cases (capacity dropping, balance and z-loss
+// values, raw-probability weights), a slow per-token loop and double-precision finite differences.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "baselines/switch.h"
+
+namespace moebench::baselines {
+namespace {
+
+using models::MoeLayer;
+using models::MoeOptions;
+using models::PolicyOutput;
+
+MoeOptions switch_options(int64_t E, int64_t I) {
+  MoeOptions o;
+  o.method = "switch";
+  o.experts = E;
+  o.intermediate = I;
+  return o;
+}
+
+SwitchPolicyImpl& policy_of(MoeLayer& layer) {
+  auto* p = dynamic_cast<SwitchPolicyImpl*>(layer->policy.get());
+  EXPECT_NE(p, nullptr);
+  return *p;
+}
+
+// Slow reference: one token at a time in double; capacity counted token by token in order.
+torch::Tensor slow_switch(const torch::Tensor& x, const torch::Tensor& Wr, const torch::Tensor& G,
+                          const torch::Tensor& U, const torch::Tensor& D, int64_t capacity,
+                          int64_t* dropped) {
+  const int64_t E = Wr.size(0);
+  std::vector<int64_t> used(E, 0);
+  std::vector<torch::Tensor> rows;
+  *dropped = 0;
+  for (int64_t n = 0; n < x.size(0); ++n) {
+    const auto p = torch::softmax(torch::mv(Wr, x[n]), 0);
+    const int64_t e = p.argmax().item<int64_t>();
+    if (++used[e] > capacity) {
+      ++*dropped;
+      rows.push_back(torch::zeros({x.size(1)}, x.options()));
+      continue;
+    }
+    rows.push_back(p[e] *
+                   torch::mv(D[e], torch::silu(torch::mv(G[e], x[n])) * torch::mv(U[e], x[n])));
+  }
+  return torch::stack(rows);
+}
+
+TEST(SwitchCapacity, KeepsTheFirstTokensByPosition) {
+  // Five tokens choose expert 0 (positions 1, 2, 4, 6, 7); capacity 2 keeps 1 and 2 only.
+  const auto expert_N = torch::tensor({1, 0, 0, 2, 0, 3, 0, 0}, torch::kLong);
+  const auto keep = capacity_keep_mask(expert_N, 4, 2);
+  const auto kept0 = keep.select(1, 0).nonzero().squeeze(1);
+  EXPECT_TRUE(torch::equal(kept0, torch::tensor({1, 2}, torch::kLong)));
+  EXPECT_EQ(keep.sum().item<int64_t>(), 5);  // tokens 0, 3, 5 keep their lone choices too
+  EXPECT_EQ(switch_capacity(8, 4, 1.0), 2);
+  EXPECT_EQ(switch_capacity(8, 4, 1.25), 3);  // ceil(2.5)
+  EXPECT_EQ(switch_capacity(8, 4, 2.0), 4);
+}
+
+TEST(SwitchCapacity, LayerDropsOverflowAndUsesTrainOrEvalFactor) {
+  // Router = identity, so x is the logit vector: token n picks the expert where x[n] is 4.
+  const int64_t E = 4, I = 3, N = 8;
+  auto o = switch_options(E, I);
+  o.capacity_factor_train = 1.0;  // C = 2
+  o.capacity_factor_eval = 2.0;   // C = 4
+  torch::manual_seed(1);
+  MoeLayer layer(E, o, std::make_shared<SwitchPolicyImpl>(E, o, 0.1), 0.5);
+  {
+    torch::NoGradGuard g;
+    policy_of(layer).router_EH.copy_(torch::eye(E));
+  }
+  const std::vector<int64_t> choice = {1, 0, 0, 2, 0, 3, 0, 0};
+  auto x = torch::zeros({N, E});
+  for (int64_t n = 0; n < N; ++n) x[n][choice[n]] = 4.0;
+  std::vector<PolicyOutput> out;
+  const auto y = layer->forward(x, &out);
+  EXPECT_EQ(policy_of(layer).capacity(N), 2);
+  const auto dropped = out[0].dropped_N.nonzero().squeeze(1);
+  EXPECT_TRUE(torch::equal(dropped, torch::tensor({4, 6, 7}, torch::kLong)));
+  EXPECT_EQ(out[0].routing.num_pairs(), 5);
+  for (int64_t n : {4, 6, 7}) EXPECT_EQ(y[n].abs().max().item<double>(), 0.0) << n;
+  for (int64_t n : {0, 1, 2, 3, 5}) EXPECT_GT(y[n].abs().max().item<double>(), 0.0) << n;
+
+  layer->eval();
+  EXPECT_EQ(policy_of(layer).capacity(N), 4);
+  out.clear();
+  layer->forward(x, &out);
+  EXPECT_TRUE(
+      torch::equal(out[0].dropped_N.nonzero().squeeze(1), torch::tensor({7}, torch::kLong)));
+}
+
+TEST(SwitchRouting, WeightIsTheRawProbability) {
+  const int64_t E = 3;
+  auto o = switch_options(E, 2);
+  o.capacity_factor_train = 10.0;
+  SwitchPolicyImpl p(E, o, 0.1);
+  {
+    torch::NoGradGuard g;
+    p.router_EH.copy_(torch::eye(E));
+  }
+  const auto x = torch::tensor({2.0f, 1.0f, 0.0f, -1.0f, 0.5f, 0.0f}).view({2, 3});
+  const auto r = p.route(x);
+  const auto probs = torch::softmax(x, -1);
+  // Pairs come expert-then-token: token 0 -> expert 0, token 1 -> expert 1.
+  EXPECT_TRUE(torch::equal(r.routing.token, torch::tensor({0, 1}, torch::kLong)));
+  EXPECT_TRUE(torch::equal(r.routing.expert, torch::tensor({0, 1}, torch::kLong)));
+  EXPECT_NEAR(r.routing.gate[0].item<double>(), probs[0][0].item<double>(), 1e-7);
+  EXPECT_NEAR(r.routing.gate[1].item<double>(), probs[1][1].item<double>(), 1e-7);
+  EXPECT_LT(r.routing.gate.max().item<double>(), 0.9);  // not renormalised to 1
+}
+
+TEST(SwitchAux, BalanceEqualsCoefficientAtUniformRouting) {
+  // Cyclic logits: each token's argmax is a different expert (f uniform) and the mean of the
+  // probability rows is uniform (P uniform): E·Σ (1/E)(1/E) = 1, so the aux is α.
+  const int64_t E = 4;
+  auto o = switch_options(E, 2);
+  o.aux_coef = 0.01;
+  o.z_loss_coef = 0.0;
+  o.capacity_factor_train = 10.0;
+  SwitchPolicyImpl p(E, o, 0.1);
+  {
+    torch::NoGradGuard g;
+    p.router_EH.copy_(torch::eye(E));
+  }
+  const auto base = torch::tensor({3.0, 1.0, 0.0, -1.0}, torch::kDouble);
+  std::vector<torch::Tensor> rows;
+  for (int64_t n = 0; n < E; ++n) rows.push_back(base.roll(n));
+  const auto x = torch::stack(rows).to(torch::kFloat);
+  const auto r = p.route(x);
+  EXPECT_NEAR(r.layer_stats.at("balance").item<double>(), 1.0, 1e-6);
+  EXPECT_NEAR(r.layer_aux.item<double>(), 0.01, 1e-8);
+  // Top-1: Megatron's division by k is a division by 1.
+  const auto probs = torch::softmax(x, -1);
+  EXPECT_NEAR(switch_balance(probs, probs.argmax(-1), 1, "megatron").item<double>(), 1.0, 1e-6);
+}
+
+TEST(SwitchAux, BalanceHandCase) {
+  // probs [[.7, .3], [.6, .4]], both tokens pick expert 0: f = [1, 0], P = [.65, .35].
+  const auto probs = torch::tensor({0.7, 0.3, 0.6, 0.4}, torch::kDouble).view({2, 2});
+  const auto e = torch::tensor({0, 0}, torch::kLong);
+  EXPECT_NEAR(switch_balance(probs, e, 1, "switch").item<double>(), 1.3, 1e-12);
+  EXPECT_NEAR(switch_balance(probs, e, 2, "megatron").item<double>(), 0.65, 1e-12);
+}
+
+TEST(SwitchAux, ZLossByHand) {
+  // logits [[0, 0], [ln 3, 0]]: logsumexp = ln 2 and ln 4 = 2 ln 2, mean of squares 2.5 ln²2.
+  const auto logits = torch::tensor({0.0, 0.0, std::log(3.0), 0.0}, torch::kDouble).view({2, 2});
+  const double l2 = std::log(2.0);
+  EXPECT_NEAR(router_z_loss(logits).item<double>(), 2.5 * l2 * l2, 1e-12);
+  // In the layer aux it enters as z_loss_coef · z.
+  auto o = switch_options(2, 2);
+  o.aux_coef = 0.0;
+  o.z_loss_coef = 1e-3;
+  SwitchPolicyImpl p(2, o, 0.1);
+  {
+    torch::NoGradGuard g;
+    p.router_EH.copy_(torch::eye(2));
+  }
+  const auto r = p.route(logits.to(torch::kFloat));
+  EXPECT_NEAR(r.layer_aux.item<double>(), 1e-3 * 2.5 * l2 * l2, 1e-9);
+  EXPECT_NEAR(r.layer_stats.at("z_loss").item<double>(), 2.5 * l2 * l2, 1e-6);
+}
+
+TEST(SwitchRouting, JitterOnlyInTraining) {
+  const int64_t E = 3, H = 5;
+  auto o = switch_options(E, 2);
+  o.jitter = 0.3;
+  torch::manual_seed(2);
+  SwitchPolicyImpl p(H, o, 0.5);
+  const auto x = torch::randn({6, H});
+  p.eval();
+  const auto a = p.route(x).scores_NE, b = p.route(x).scores_NE;
+  EXPECT_TRUE(torch::equal(a, b));
+  p.train();
+  const auto c = p.route(x).scores_NE;
+  EXPECT_GT((c - a).abs().max().item<double>(), 1e-4);
+}
+
+TEST(SwitchController, SumsLayersAndReportsDroppedRealTokens) {
+  auto o = switch_options(2, 2);
+  LayerAuxSum ctl(o);
+  PolicyOutput a, b;
+  a.layer_aux = torch::tensor(0.5);
+  b.layer_aux = torch::tensor(0.25);
+  for (auto* l : {&a, &b}) {
+    l->layer_stats = {{"balance", torch::tensor(1.0)}, {"z_loss", torch::tensor(2.0)}};
+    l->active_NE = torch::tensor({1, 0, 0, 0, 0, 1, 0, 0}, torch::kBool).view({4, 2});
+    l->dropped_N = torch::tensor({0, 1, 0, 1}, torch::kBool);
+  }
+  EXPECT_NEAR(ctl.loss({a, b}, {}, true).item<double>(), 0.75, 1e-7);
+  EXPECT_DOUBLE_EQ(ctl.metrics().at("dropped_frac"), 0.5);
+  EXPECT_DOUBLE_EQ(ctl.metrics().at("density"), 0.25);
+  EXPECT_DOUBLE_EQ(ctl.metrics().at("z_loss"), 2.0);
+  // Token 3 is padding: 1 of 3 real tokens dropped.
+  ctl.loss({a, b}, torch::tensor({1, 1, 1, 0}), true);
+  EXPECT_NEAR(ctl.metrics().at("dropped_frac"), 1.0 / 3.0, 1e-12);
+}
+
+struct SwCase {
+  int64_t N, H, E, I;
+};
+
+class SwitchVsLoop : public ::testing::TestWithParam<SwCase> {};
+
+TEST_P(SwitchVsLoop, OutputAndEveryGradientMatch) {
+  const auto c = GetParam();
+  torch::manual_seed(c.N * 17 + c.H);
+  auto o = switch_options(c.E, c.I);
+  o.capacity_factor_train = 0.5;  // E·C < N: some expert must overflow (pigeonhole)
+  MoeLayer layer(c.H, o, models::make_policy(c.H, o, 1.0 / std::sqrt(double(c.H))), 0.3);
+  auto& sw = policy_of(layer);
+  const auto x = torch::randn({c.N, c.H}).requires_grad_(true);
+  const auto grad_y = torch::randn({c.N, c.H});
+  std::vector<PolicyOutput> out;
+  const auto y = layer->forward(x, &out);
+  (y * grad_y).sum().backward();
+
+  auto d = [](const torch::Tensor& t) {
+    return t.detach().to(torch::kDouble).requires_grad_(true);
+  };
+  auto xr = d(x), Wr = d(sw.router_EH), Gr = d(layer->weights.gate_EIK),
+       Ur = d(layer->weights.up_EIH), Dr = d(layer->weights.down_EHI);
+  int64_t dropped = 0;
+  const auto yr = slow_switch(xr, Wr, Gr, Ur, Dr, sw.capacity(c.N), &dropped);
+  (yr * grad_y.to(torch::kDouble)).sum().backward();
+  if (c.N > c.E * sw.capacity(c.N)) {
+    EXPECT_GT(dropped, 0) << "pigeonhole says some drop";
+  }
+  EXPECT_EQ(out[0].dropped_N.sum().item<int64_t>(), dropped);
+  EXPECT_EQ(out[0].routing.num_pairs(), c.N - dropped);
+  auto close = [](const torch::Tensor& a, const torch::Tensor& b, const char* what) {
+    const double diff = (a.to(torch::kDouble) - b).abs().max().item<double>();
+    const double scale = b.abs().max().item<double>();
+    EXPECT_LE(diff, 2e-5 * scale + 1e-7)
+        << what << ": max abs diff " << diff << ", scale " << scale;
+  };
+  close(y.detach(), yr.detach(), "y");
+  close(x.grad(), xr.grad(), "grad_x");
+  close(sw.router_EH.grad(), Wr.grad(), "grad_router");
+  close(layer->weights.gate_EIK.grad(), Gr.grad(), "grad_G");
+  close(layer->weights.up_EIH.grad(), Ur.grad(), "grad_U");
+  close(layer->weights.down_EHI.grad(), Dr.grad(), "grad_D");
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, SwitchVsLoop,
+                         ::testing::Values(SwCase{1, 16, 3, 8}, SwCase{9, 24, 4, 12},
+                                           SwCase{33, 100, 5, 20}));
+
+TEST(Switch, DoublePrecisionFiniteDifferences) {
+  torch::manual_seed(5);
+  const int64_t N = 7, H = 6, E = 3, I = 4;
+  auto o = switch_options(E, I);
+  o.capacity_factor_train = 1.0;  // C = 3 of 7 tokens: drops stay in the checked function
+  MoeLayer layer(H, o, models::make_policy(H, o, 0.6), 0.5);
+  layer->to(torch::kDouble);
+  auto& sw = policy_of(layer);
+  const auto x = torch::randn({N, H}, torch::kDouble);
+  // The layer output plus its aux, so the balance and z-loss gradients are checked too.
+  auto f = [&] {
+    std::vector<PolicyOutput> out;
+    const auto y = layer->forward(x, &out);  // before out[0] is read: + does not sequence
+    return y.pow(2).sum() + 10.0 * out[0].layer_aux;
+  };
+  // Keep clear of argmax ties: the top two logits differ by more than the step can move them.
+  const auto top2 = std::get<0>(torch::linear(x, sw.router_EH).topk(2, -1));
+  ASSERT_GT((top2.select(1, 0) - top2.select(1, 1)).min().item<double>(), 1e-3) << "reseed";
+  layer->zero_grad();
+  f().backward();
+  const double eps = 1e-6;
+  for (auto& p : layer->parameters()) {
+    auto flat = p.detach().view({-1});
+    const auto g = p.grad().view({-1});
+    for (int64_t i = 0; i < flat.numel(); i += std::max<int64_t>(1, flat.numel() / 7)) {
+      torch::NoGradGuard ng;
+      const double orig = flat[i].item<double>();
+      flat[i] = orig + eps;
+      const double up = f().item<double>();
+      flat[i] = orig - eps;
+      const double down = f().item<double>();
+      flat[i] = orig;
+      const double fd = (up - down) / (2 * eps);
+      EXPECT_NEAR(g[i].item<double>(), fd, 1e-6 + 1e-5 * std::abs(fd));
+    }
+  }
+}
+
+TEST(Switch, FactoryBuildsPolicyAndController) {
+  auto o = switch_options(4, 8);
+  EXPECT_NE(dynamic_cast<SwitchPolicyImpl*>(models::make_policy(16, o, 0.02).get()), nullptr);
+  auto ctl = models::make_controller(o, 2);
+  EXPECT_NE(dynamic_cast<LayerAuxSum*>(ctl.get()), nullptr);
+}
+
+}  // namespace
+}  // namespace moebench::baselines
