@@ -6,7 +6,7 @@ MOEBENCH := $(BUILD)/moebench
 CMAKE_FLAGS ?=
 export MOEBENCH_DATA ?= $(CURDIR)/data
 
-.PHONY: all setup configure build data test run smoke tables bench format clean
+.PHONY: all setup configure build data test run smoke matrix tables bench format clean
 
 all: build
 
@@ -34,13 +34,16 @@ test: setup build
 
 DB ?= results/moebench.sqlite
 
-# the main job: the Routing-Free MoE on the CPU reproduction size, stored in $(DB), then the table
-# (a finished run is skipped, an interrupted one resumes: re-running is cheap)
+PLAN ?= suite/plans/micro.toml
+
+# the main job: Routing-Free MoE and every baseline at the CPU reproduction size (one seed each,
+# ~5 min per run on 2 cores), stored in $(DB), then the comparison table. Finished runs are
+# skipped and interrupted ones resume, so re-running continues where it stopped.
 run: setup build
 	$(MOEBENCH) data fetch
 	$(MOEBENCH) data prepare --vocab bpe8k
 	$(MOEBENCH) env
-	$(MOEBENCH) train --config micro --db $(DB)
+	$(MOEBENCH) matrix --plan $(PLAN) --db $(DB)
 	$(MOEBENCH) table --db $(DB)
 
 # one tiny run end to end (seconds), in its own database
@@ -49,6 +52,9 @@ smoke: build
 	$(MOEBENCH) data prepare --vocab bpe8k
 	$(MOEBENCH) train --config tiny --db results/smoke.sqlite
 	$(MOEBENCH) table --db results/smoke.sqlite
+
+matrix: build
+	$(MOEBENCH) matrix --plan $(PLAN) --db $(DB)
 
 tables: build
 	$(MOEBENCH) table --db $(DB) --format md

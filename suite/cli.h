@@ -20,5 +20,6 @@ void add_env_command(CLI::App& app, GlobalOptions& global);
 void add_layer_command(CLI::App& app, GlobalOptions& global);
 void add_table_commands(CLI::App& app, GlobalOptions& global);
 void add_train_command(CLI::App& app, GlobalOptions& global);
+void add_matrix_command(CLI::App& app, GlobalOptions& global);
 
 }  // namespace moebench::cli

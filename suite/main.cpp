@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
   moebench::cli::add_layer_command(app, global);
   moebench::cli::add_table_commands(app, global);
   moebench::cli::add_train_command(app, global);
+  moebench::cli::add_matrix_command(app, global);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "baselines/remoe.h"
+#include "models/tests/grad_check.h"
 
 namespace moebench::baselines {
 namespace {
@@ -262,22 +263,7 @@ TEST(ReMoE, DoublePrecisionFiniteDifferences) {
   ASSERT_GT(logits.le(0).sum().item<int64_t>(), 0);
   layer->zero_grad();
   f().backward();
-  const double eps = 1e-6;
-  for (auto& p : layer->parameters()) {
-    auto flat = p.detach().view({-1});
-    const auto g = p.grad().view({-1});
-    for (int64_t i = 0; i < flat.numel(); i += std::max<int64_t>(1, flat.numel() / 7)) {
-      torch::NoGradGuard ng;
-      const double orig = flat[i].item<double>();
-      flat[i] = orig + eps;
-      const double up = f().item<double>();
-      flat[i] = orig - eps;
-      const double down = f().item<double>();
-      flat[i] = orig;
-      const double fd = (up - down) / (2 * eps);
-      EXPECT_NEAR(g[i].item<double>(), fd, 1e-6 + 1e-5 * std::abs(fd));
-    }
-  }
+  moebench::testing::expect_gradients_match_finite_differences(layer->parameters(), f);
 }
 
 TEST(ReMoE, FactoryBuildsPolicyAndController) {

@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "baselines/self_routing.h"
+#include "models/tests/grad_check.h"
 
 namespace moebench::baselines {
 namespace {
@@ -182,25 +183,9 @@ TEST(SelfRouting, DoublePrecisionFiniteDifferences) {
   }
   auto f = [&] { return layer->forward(x, nullptr).pow(2).sum(); };
   f().backward();
-  const double eps = 1e-6;
-  std::vector<torch::Tensor> all = layer->parameters();
-  all.push_back(x);
-  for (auto& p : all) {
-    auto flat = p.detach().view({-1});
-    const auto g = p.grad().view({-1});
-    const int64_t step = p.is_same(x) ? 1 : std::max<int64_t>(1, flat.numel() / 7);
-    for (int64_t i = 0; i < flat.numel(); i += step) {
-      torch::NoGradGuard ng;
-      const double orig = flat[i].item<double>();
-      flat[i] = orig + eps;
-      const double up = f().item<double>();
-      flat[i] = orig - eps;
-      const double down = f().item<double>();
-      flat[i] = orig;
-      const double fd = (up - down) / (2 * eps);
-      EXPECT_NEAR(g[i].item<double>(), fd, 1e-6 + 1e-5 * std::abs(fd)) << "element " << i;
-    }
-  }
+  // Every entry of x: the logits are x's own coordinates, so each one matters.
+  moebench::testing::expect_gradients_match_finite_differences(layer->parameters(), f);
+  moebench::testing::expect_gradients_match_finite_differences({x}, f, /*samples=*/0);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "baselines/switch.h"
+#include "models/tests/grad_check.h"
 
 namespace moebench::baselines {
 namespace {
@@ -271,22 +272,7 @@ TEST(Switch, DoublePrecisionFiniteDifferences) {
   ASSERT_GT((top2.select(1, 0) - top2.select(1, 1)).min().item<double>(), 1e-3) << "reseed";
   layer->zero_grad();
   f().backward();
-  const double eps = 1e-6;
-  for (auto& p : layer->parameters()) {
-    auto flat = p.detach().view({-1});
-    const auto g = p.grad().view({-1});
-    for (int64_t i = 0; i < flat.numel(); i += std::max<int64_t>(1, flat.numel() / 7)) {
-      torch::NoGradGuard ng;
-      const double orig = flat[i].item<double>();
-      flat[i] = orig + eps;
-      const double up = f().item<double>();
-      flat[i] = orig - eps;
-      const double down = f().item<double>();
-      flat[i] = orig;
-      const double fd = (up - down) / (2 * eps);
-      EXPECT_NEAR(g[i].item<double>(), fd, 1e-6 + 1e-5 * std::abs(fd));
-    }
-  }
+  moebench::testing::expect_gradients_match_finite_differences(layer->parameters(), f);
 }
 
 TEST(Switch, FactoryBuildsPolicyAndController) {

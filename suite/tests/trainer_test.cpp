@@ -3,8 +3,11 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <fstream>
 #include <random>
+#include <set>
 
+#include "suite/matrix.h"
 #include "suite/store.h"
 #include "suite/trainer.h"
 
@@ -85,6 +88,49 @@ TEST(Trainer, BadConfigWritesNoRow) {
     Store s(dir / "db.sqlite");
     EXPECT_TRUE(s.runs({}).empty());
   }
+}
+
+}  // namespace
+}  // namespace moebench
+
+namespace moebench {
+namespace {
+
+TEST(MatrixPlan, ExpandsMethodsSizesSeedsWithOverrides) {
+  const auto dir = scratch("plan");
+  std::ofstream(dir / "p.toml") << "sizes = [\"tiny\"]\nmethods = [\"routing_free\", \"topk\", "
+                                   "\"dense\"]\nseeds = [1, 2]\nset = [\"train.steps=4\"]\n"
+                                   "[method_set]\ndense = [\"moe.dense_width=iso_param\"]\n";
+  const auto runs = load_plan(dir / "p.toml");
+  ASSERT_EQ(runs.size(), 6u);
+  std::set<std::string> keys;
+  for (const auto& r : runs) {
+    keys.insert(r.run_key);
+    EXPECT_EQ(r.cfg.moe.method, r.method);
+    EXPECT_EQ(r.cfg.train.seed, r.seed);
+    EXPECT_EQ(r.cfg.train.steps, 4);
+    EXPECT_EQ(r.cfg.moe.dense_width, r.method == "dense" ? "iso_param" : "iso_active");
+    EXPECT_EQ(r.run_key, run_key(r.cfg));
+  }
+  EXPECT_EQ(keys.size(), 6u) << "run keys must differ across methods and seeds";
+}
+
+TEST(MatrixPlan, BadPlansNameTheProblem) {
+  const auto dir = scratch("plan");
+  std::ofstream(dir / "a.toml") << "sizes = [\"tiny\"]\nmethods = [\"topk\"]\nseeds = [1]\n"
+                                   "sedes = [2]\n";
+  try {
+    load_plan(dir / "a.toml");
+    FAIL() << "unknown key accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("'sedes'"), std::string::npos) << e.what();
+  }
+  std::ofstream(dir / "b.toml") << "sizes = [\"tiny\"]\nmethods = [\"nope\"]\nseeds = [1]\n";
+  EXPECT_THROW(load_plan(dir / "b.toml"), ConfigError);
+  EXPECT_THROW(load_plan(dir / "missing.toml"), ConfigError);
+  // The shipped plans load.
+  EXPECT_EQ(load_plan(std::filesystem::path(MOEBENCH_SOURCE_DIR) / "suite/plans/micro.toml").size(),
+            7u);
 }
 
 }  // namespace

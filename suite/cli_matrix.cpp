@@ -1,0 +1,103 @@
+// `moebench matrix --plan FILE`: runs every planned run that is not done yet, in order, with
+// runs done/left and an ETA; Ctrl-C stops after checkpointing the current run.
+#include <fmt/format.h>
+
+#include <chrono>
+#include <csignal>
+
+#include "suite/cli.h"
+#include "suite/matrix.h"
+#include "suite/store.h"
+#include "suite/trainer.h"
+
+namespace moebench::cli {
+namespace {
+
+struct MatrixArgs {
+  std::string plan;
+  std::string db = "results/moebench.sqlite";
+  std::string checkpoints = "checkpoints";
+  bool dry_run = false;
+};
+
+void on_signal(int) { request_stop(); }
+
+std::string minutes(double s) { return fmt::format("{:.1f} min", s / 60.0); }
+
+}  // namespace
+
+void add_matrix_command(CLI::App& app, GlobalOptions& global) {
+  static MatrixArgs args;
+  auto* cmd = app.add_subcommand(
+      "matrix",
+      "run a plan of methods x sizes x seeds (suite/plans/*.toml). Runs are keyed by "
+      "hash(config, seed): done runs are skipped, interrupted ones resume from their checkpoint, "
+      "so the same command continues a matrix after a crash or Ctrl-C.");
+  cmd->add_option("--plan", args.plan, "plan file (TOML: sizes, methods, seeds, set, method_set)")
+      ->required();
+  cmd->add_option("--db", args.db, "SQLite store")->capture_default_str();
+  cmd->add_option("--checkpoints", args.checkpoints, "checkpoint folder")->capture_default_str();
+  cmd->add_flag("--dry-run", args.dry_run, "list the runs and their state; train nothing");
+  cmd->callback([&global] {
+    const auto runs = load_plan(args.plan);
+    std::vector<bool> done(runs.size(), false);
+    {
+      Store store(args.db);
+      for (size_t i = 0; i < runs.size(); ++i) {
+        const auto row = store.find_run(runs[i].run_key);
+        done[i] = row && row->status != RunStatus::kRunning &&
+                  row->status != RunStatus::kInterrupted && row->status != RunStatus::kFailed;
+        if (args.dry_run) {
+          fmt::print("{}  {:<13} {:<6} seed {:<4} {}\n", runs[i].run_key, runs[i].method,
+                     runs[i].size, runs[i].seed, row ? to_string(row->status) : "new");
+        }
+      }
+    }
+    if (args.dry_run) return;
+    size_t left = 0;
+    for (bool d : done) left += !d;
+    fmt::print(stderr, "matrix {}: {} runs, {} done, {} to run\n", args.plan, runs.size(),
+               runs.size() - left, left);
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    double trained_s = 0;
+    size_t trained = 0, failed = 0;
+    for (size_t i = 0; i < runs.size(); ++i) {
+      if (done[i]) continue;
+      const auto& r = runs[i];
+      const std::string eta =
+          trained > 0 ? minutes(trained_s / trained * static_cast<double>(left)) : "?";
+      fmt::print(stderr, "[{}/{}] {} {} seed {} ({} left, ETA {})\n", runs.size() - left + 1,
+                 runs.size(), r.method, r.size, r.seed, left, eta);
+      TrainOptions o;
+      o.cfg = r.cfg;
+      if (global.threads > 0) o.cfg.train.threads = global.threads;
+      o.size_name = r.size;
+      o.db_path = args.db;
+      o.data_dir = global.data();
+      o.checkpoint_root = args.checkpoints;
+      const auto t0 = std::chrono::steady_clock::now();
+      TrainResult res;
+      try {
+        res = train(o);
+      } catch (const std::exception& e) {
+        // One broken run must not cost the rest of the matrix; the store marks it failed.
+        fmt::print(stderr, "run {} ({} {}) failed: {}\n", r.run_key, r.method, r.size, e.what());
+        ++failed;
+        --left;
+        continue;
+      }
+      if (res.status == "interrupted") {
+        fmt::print(stderr, "matrix stopped; the same command resumes it\n");
+        std::exit(130);
+      }
+      trained_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      ++trained;
+      --left;
+    }
+    fmt::print(stderr, "matrix {}: {} trained, {} failed\n", args.plan, trained, failed);
+    if (failed > 0) std::exit(1);
+  });
+}
+
+}  // namespace moebench::cli
