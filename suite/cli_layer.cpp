@@ -12,11 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "baselines/aoe.h"
-#include "baselines/remoe.h"
-#include "baselines/switch.h"
 #include "models/moe.h"
-#include "models/routing_free.h"
 #include "suite/cli.h"
 #include "suite/safetensors.h"
 
@@ -40,124 +36,86 @@ struct LayerMethod {
   std::vector<WeightSpec> weights;
 };
 
-models::RoutingFreePolicyImpl& rf_policy(MoeLayerImpl& layer) {
-  auto* p = dynamic_cast<models::RoutingFreePolicyImpl*>(layer.policy.get());
-  if (!p) throw std::logic_error("moebench layer: the routing_free layer has another policy");
-  return *p;
+// A weight the routing policy owns, found by the name it registered ("A", "gamma", "bias",
+// "router"): the IN tensor names are those names, so no method needs its own accessor.
+WeightSpec policy_weight(const std::string& name, std::vector<std::string> dims,
+                         const std::string& doc) {
+  return {name, std::move(dims), doc, [name](MoeLayerImpl& l) {
+            const auto params = l.policy->named_parameters(/*recurse=*/false);
+            if (!params.contains(name)) {
+              throw std::logic_error("moebench layer: the policy has no parameter '" + name + "'");
+            }
+            return params[name];
+          }};
 }
 
-baselines::AoePolicyImpl& aoe_policy(MoeLayerImpl& layer) {
-  auto* p = dynamic_cast<baselines::AoePolicyImpl*>(layer.policy.get());
-  if (!p) throw std::logic_error("moebench layer: the aoe layer has another policy");
-  return *p;
+// The shared expert weights: the SiLU-branch gate (full-rank G_e [I, H] fed x, or low-rank B_e
+// [I, r] fed z = A_e x), the up projection U_e and the down projection D_e.
+std::vector<WeightSpec> expert_weights(bool low_rank) {
+  return {low_rank ? WeightSpec{"B",
+                                {"E", "I", "r"},
+                                "low-rank gate (SiLU branch, fed z = A_e x)",
+                                [](MoeLayerImpl& l) { return l.weights.gate_EIK; }}
+                   : WeightSpec{"G",
+                                {"E", "I", "H"},
+                                "gate projection (SiLU branch)",
+                                [](MoeLayerImpl& l) { return l.weights.gate_EIK; }},
+          {"U", {"E", "I", "H"}, "up projection", [](MoeLayerImpl& l) { return l.weights.up_EIH; }},
+          {"D", {"E", "H", "I"}, "down projection", [](MoeLayerImpl& l) {
+             return l.weights.down_EHI;
+           }}};
 }
 
-baselines::SwitchPolicyImpl& switch_policy(MoeLayerImpl& layer) {
-  auto* p = dynamic_cast<baselines::SwitchPolicyImpl*>(layer.policy.get());
-  if (!p) throw std::logic_error("moebench layer: the switch layer has another policy");
-  return *p;
+LayerMethod method(const std::string& summary, std::vector<WeightSpec> policy, bool low_rank) {
+  for (auto& w : expert_weights(low_rank)) policy.push_back(std::move(w));
+  return {summary, std::move(policy)};
 }
 
-baselines::ReMoEPolicyImpl& remoe_policy(MoeLayerImpl& layer) {
-  auto* p = dynamic_cast<baselines::ReMoEPolicyImpl*>(layer.policy.get());
-  if (!p) throw std::logic_error("moebench layer: the remoe layer has another policy");
-  return *p;
-}
-
-// method -> its weights. A method added in baselines/ adds one entry here, mapping its tensor
-// names onto its policy (dynamic_cast, as rf_policy does) and the shared expert weights. The
-// sizes E, I and r found in the shapes become MoeOptions::experts, intermediate and rank.
+// method -> its weights. A method added in baselines/ adds one entry here: its policy's
+// parameters (by registered name) and whether its experts use the low-rank gate. The sizes E, I
+// and r found in the shapes become MoeOptions::experts, intermediate and rank.
 const std::map<std::string, LayerMethod>& layer_methods() {
+  const auto router = [] { return policy_weight("router", {"E", "H"}, "router W_r (no bias)"); };
   static const std::map<std::string, LayerMethod> methods = {
       {"routing_free",
-       {"Routing-Free MoE (METHODS.md §1): z_e = A_e x, s_e = gamma_e*||z_e|| - bias_e, the\n"
-        "pair (token, e) is active iff s_e >= theta, y = sum over active e of\n"
-        "s_e * D_e (SiLU(B_e z_e) * U_e x)",
-        {{"A",
-          {"E", "r", "H"},
-          "low-rank projection (score and gate input)",
-          [](MoeLayerImpl& l) { return rf_policy(l).A_ErH; }},
-         {"B",
-          {"E", "I", "r"},
-          "low-rank gate (SiLU branch)",
-          [](MoeLayerImpl& l) { return l.weights.gate_EIK; }},
-         {"U", {"E", "I", "H"}, "up projection", [](MoeLayerImpl& l) { return l.weights.up_EIH; }},
-         {"D",
-          {"E", "H", "I"},
-          "down projection",
-          [](MoeLayerImpl& l) { return l.weights.down_EHI; }},
-         {"gamma", {"E"}, "score scale", [](MoeLayerImpl& l) { return rf_policy(l).gamma_E; }},
-         {"bias",
-          {"E"},
-          "score offset (subtracted)",
-          [](MoeLayerImpl& l) { return rf_policy(l).bias_E; }}}}},
+       method("Routing-Free MoE (METHODS.md §1): z_e = A_e x, s_e = gamma_e*||z_e|| - bias_e, the\n"
+              "pair (token, e) is active iff s_e >= theta, y = sum over active e of\n"
+              "s_e * D_e (SiLU(B_e z_e) * U_e x)",
+              {policy_weight("A", {"E", "r", "H"}, "low-rank projection (score and gate input)"),
+               policy_weight("gamma", {"E"}, "score scale"),
+               policy_weight("bias", {"E"}, "score offset (subtracted)")},
+              /*low_rank=*/true)},
       {"aoe",
-       {"Autonomy-of-Experts (METHODS.md §5): z_e = A_e x, s_e = ||z_e||, the top-K norms\n"
-        "(K = moe.top_k, default E/4) win with weights softmax over those K norms,\n"
-        "y = sum over chosen e of w_e * D_e (SiLU(B_e z_e) * U_e x); scores = softmax over\n"
-        "all E norms",
-        {{"A",
-          {"E", "r", "H"},
-          "low-rank projection (norm score and gate input)",
-          [](MoeLayerImpl& l) { return aoe_policy(l).A_ErH; }},
-         {"B",
-          {"E", "I", "r"},
-          "low-rank gate (SiLU branch)",
-          [](MoeLayerImpl& l) { return l.weights.gate_EIK; }},
-         {"U", {"E", "I", "H"}, "up projection", [](MoeLayerImpl& l) { return l.weights.up_EIH; }},
-         {"D",
-          {"E", "H", "I"},
-          "down projection",
-          [](MoeLayerImpl& l) { return l.weights.down_EHI; }}}}},
+       method("Autonomy-of-Experts (METHODS.md §5): z_e = A_e x, s_e = ||z_e||, the top-K norms\n"
+              "(K = moe.top_k, default E/4) win with weights softmax over those K norms,\n"
+              "y = sum over chosen e of w_e * D_e (SiLU(B_e z_e) * U_e x); scores = softmax over\n"
+              "all E norms",
+              {policy_weight("A", {"E", "r", "H"},
+                             "low-rank projection (norm score and gate "
+                             "input)")},
+              /*low_rank=*/true)},
+      {"topk",
+       method("Top-k MoE (METHODS.md §2, Mixtral style): p = softmax(router x), the top-K\n"
+              "experts (K = moe.top_k, default E/4) with weights p renormalised over them,\n"
+              "y = sum over chosen e of w_e * D_e (SiLU(G_e x) * U_e x); scores = p",
+              {router()}, /*low_rank=*/false)},
       {"self_routing",
-       {"Self-Routing (METHODS.md §6, our reading of the abstract): logits = E fixed\n"
-        "channels of x (moe.self_routing_subspace, default the last E), softmax, top-K\n"
-        "renormalised to sum 1, y = sum over chosen e of w_e * D_e (SiLU(G_e x) * U_e x);\n"
-        "no router weights; scores = softmax over all E logits",
-        {{"G",
-          {"E", "I", "H"},
-          "gate projection (SiLU branch)",
-          [](MoeLayerImpl& l) { return l.weights.gate_EIK; }},
-         {"U", {"E", "I", "H"}, "up projection", [](MoeLayerImpl& l) { return l.weights.up_EIH; }},
-         {"D",
-          {"E", "H", "I"},
-          "down projection",
-          [](MoeLayerImpl& l) { return l.weights.down_EHI; }}}}},
+       method("Self-Routing (METHODS.md §6, our reading of the abstract): logits = E fixed\n"
+              "channels of x (moe.self_routing_subspace, default the last E), softmax, top-K\n"
+              "renormalised to sum 1, y = sum over chosen e of w_e * D_e (SiLU(G_e x) * U_e x);\n"
+              "no router weights; scores = softmax over all E logits",
+              {}, /*low_rank=*/false)},
       {"switch",
-       {"Switch Transformer (METHODS.md §3): p = softmax(router x), each token to argmax p\n"
-        "with weight p_argmax (not renormalised); expert capacity ceil(N/E * CF), CF =\n"
-        "moe.capacity_factor_train (the layer runs in training mode), overflow tokens\n"
-        "dropped first-come by position (y = 0 for them); y = w * D_e (SiLU(G_e x) * U_e x);\n"
-        "scores = p at the kept pairs",
-        {{"router",
-          {"E", "H"},
-          "router W_r (no bias)",
-          [](MoeLayerImpl& l) { return switch_policy(l).router_EH; }},
-         {"G",
-          {"E", "I", "H"},
-          "gate projection (SiLU branch)",
-          [](MoeLayerImpl& l) { return l.weights.gate_EIK; }},
-         {"U", {"E", "I", "H"}, "up projection", [](MoeLayerImpl& l) { return l.weights.up_EIH; }},
-         {"D",
-          {"E", "H", "I"},
-          "down projection",
-          [](MoeLayerImpl& l) { return l.weights.down_EHI; }}}}},
+       method("Switch Transformer (METHODS.md §3): p = softmax(router x), each token to argmax p\n"
+              "with weight p_argmax (not renormalised); expert capacity ceil(N/E * CF), CF =\n"
+              "moe.capacity_factor_train (the layer runs in training mode), overflow tokens\n"
+              "dropped first-come by position (y = 0 for them); y = w * D_e (SiLU(G_e x) * U_e "
+              "x);\nscores = p at the kept pairs",
+              {router()}, /*low_rank=*/false)},
       {"remoe",
-       {"ReMoE (METHODS.md §4): R = ReLU(router x), y = sum over e with R_e > 0 of\n"
-        "R_e * D_e (SiLU(G_e x) * U_e x) (a token may have no expert: y = 0); scores = R",
-        {{"router",
-          {"E", "H"},
-          "router W_r (no bias)",
-          [](MoeLayerImpl& l) { return remoe_policy(l).router_EH; }},
-         {"G",
-          {"E", "I", "H"},
-          "gate projection (SiLU branch)",
-          [](MoeLayerImpl& l) { return l.weights.gate_EIK; }},
-         {"U", {"E", "I", "H"}, "up projection", [](MoeLayerImpl& l) { return l.weights.up_EIH; }},
-         {"D",
-          {"E", "H", "I"},
-          "down projection",
-          [](MoeLayerImpl& l) { return l.weights.down_EHI; }}}}},
+       method("ReMoE (METHODS.md §4): R = ReLU(router x), y = sum over e with R_e > 0 of\n"
+              "R_e * D_e (SiLU(G_e x) * U_e x) (a token may have no expert: y = 0); scores = R",
+              {router()}, /*low_rank=*/false)},
   };
   return methods;
 }
