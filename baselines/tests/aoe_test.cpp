@@ -161,12 +161,7 @@ TEST_P(AoeVsLoop, OutputAndEveryGradientMatch) {
 
   EXPECT_TRUE(torch::equal(routing[0].active_NE, chosen));
   EXPECT_EQ(routing[0].routing.num_pairs(), c.N * c.K);
-  auto close = [](const torch::Tensor& a, const torch::Tensor& b, const char* what) {
-    const double diff = (a.to(torch::kDouble) - b).abs().max().item<double>();
-    const double scale = b.abs().max().item<double>();
-    EXPECT_LE(diff, 2e-5 * scale + 1e-7)
-        << what << ": max abs diff " << diff << ", scale " << scale;
-  };
+  const auto& close = moebench::testing::expect_close_to_reference;
   close(y.detach(), yr.detach(), "y");
   close(x.grad(), xr.grad(), "grad_x");
   close(aoe->A_ErH.grad(), Ar.grad(), "grad_A");

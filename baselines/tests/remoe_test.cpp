@@ -222,12 +222,7 @@ TEST_P(ReMoEVsLoop, OutputAndEveryGradientMatch) {
     EXPECT_LT(active, c.N * c.E);
   }
   EXPECT_EQ(out[0].routing.num_pairs(), active);
-  auto close = [](const torch::Tensor& a, const torch::Tensor& b, const char* what) {
-    const double diff = (a.to(torch::kDouble) - b).abs().max().item<double>();
-    const double scale = b.abs().max().item<double>();
-    EXPECT_LE(diff, 2e-5 * scale + 1e-7)
-        << what << ": max abs diff " << diff << ", scale " << scale;
-  };
+  const auto& close = moebench::testing::expect_close_to_reference;
   close(y.detach(), yr.detach(), "y");
   close(x.grad(), xr.grad(), "grad_x");
   close(re.router_EH.grad(), Wr.grad(), "grad_router");

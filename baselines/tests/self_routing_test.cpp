@@ -133,12 +133,8 @@ TEST_P(SelfRoutingVsLoop, OutputAndEveryGradientMatch) {
        Dr = d(layer->weights.down_EHI);
   const auto yr = slow_sr(xr, Gr, Ur, Dr, self_routing_coordinates(H, E, subspace), K);
   (yr * grad_y.to(torch::kDouble)).sum().backward();
-  auto close = [&](const torch::Tensor& a, const torch::Tensor& b, const char* what) {
-    const double diff = (a.to(torch::kDouble) - b).abs().max().item<double>();
-    const double scale = b.abs().max().item<double>();
-    EXPECT_LE(diff, 2e-5 * scale + 1e-7)
-        << subspace << " " << what << ": max abs diff " << diff << ", scale " << scale;
-  };
+  SCOPED_TRACE(subspace);
+  const auto& close = moebench::testing::expect_close_to_reference;
   close(y.detach(), yr.detach(), "y");
   close(x.grad(), xr.grad(), "grad_x");
   close(layer->weights.gate_EIK.grad(), Gr.grad(), "grad_G");

@@ -70,11 +70,7 @@ TEST(TopK, WeightsSumToOneAndMatchTheLoop) {
        Ur = d(layer->weights.up_EIH), Dr = d(layer->weights.down_EHI);
   const auto yr = slow_topk(xr, Wr, Gr, Ur, Dr, k);
   (yr * grad_y.to(torch::kDouble)).sum().backward();
-  auto close = [](const torch::Tensor& a, const torch::Tensor& b, const char* what) {
-    const double diff = (a.to(torch::kDouble) - b).abs().max().item<double>();
-    const double scale = b.abs().max().item<double>();
-    EXPECT_LE(diff, 2e-5 * scale + 1e-7) << what << ": max abs diff " << diff;
-  };
+  const auto& close = moebench::testing::expect_close_to_reference;
   close(y.detach(), yr.detach(), "y");
   close(x.grad(), xr.grad(), "grad_x");
   close(policy->router_EH.grad(), Wr.grad(), "grad_router");

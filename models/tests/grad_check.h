@@ -1,5 +1,5 @@
-// Shared test helper: compares autograd gradients with central finite differences in double.
-// Used by every method's double-precision gradient test (models/tests, baselines/tests).
+// Shared test helpers: autograd gradients against central finite differences in double, and
+// float results against double-precision slow-loop references.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -34,6 +34,15 @@ inline void expect_gradients_match_finite_differences(const std::vector<torch::T
       EXPECT_NEAR(g[i].item<double>(), fd, 1e-6 + 1e-5 * std::abs(fd)) << "element " << i;
     }
   }
+}
+
+// A float32 result against a double-precision reference: the largest absolute error must be
+// within 2e-5 of the reference tensor's scale (its largest magnitude).
+inline void expect_close_to_reference(const torch::Tensor& got, const torch::Tensor& reference,
+                                      const char* what) {
+  const double diff = (got.to(torch::kDouble) - reference).abs().max().item<double>();
+  const double scale = reference.abs().max().item<double>();
+  EXPECT_LE(diff, 2e-5 * scale + 1e-7) << what << ": max abs diff " << diff << ", scale " << scale;
 }
 
 }  // namespace moebench::testing

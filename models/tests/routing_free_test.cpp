@@ -85,13 +85,7 @@ TEST_P(RoutingFreeVsLoop, OutputAndEveryGradientMatch) {
   EXPECT_GT(active, 0) << "test needs some active pairs";
   EXPECT_LT(active, c.N * c.E) << "test needs some inactive pairs";
   EXPECT_EQ(routing[0].routing.num_pairs(), active);
-  auto close = [](const torch::Tensor& a, const torch::Tensor& b, const char* what) {
-    // float32 layer vs double loop: errors relative to the tensor's scale
-    const double diff = (a.to(torch::kDouble) - b).abs().max().item<double>();
-    const double scale = b.abs().max().item<double>();
-    EXPECT_LE(diff, 2e-5 * scale + 1e-7)
-        << what << ": max abs diff " << diff << ", scale " << scale;
-  };
+  const auto& close = moebench::testing::expect_close_to_reference;
   close(y.detach(), yr.detach(), "y");
   close(x.grad(), xr.grad(), "grad_x");
   close(rf->A_ErH.grad(), Ar.grad(), "grad_A");
