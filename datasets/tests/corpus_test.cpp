@@ -22,33 +22,15 @@
 
 #include "datasets/corpus.h"
 #include "datasets/hashing.h"
+#include "datasets/tests/test_util.h"
 
 namespace moebench::data {
 namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
- public:
-  TempDir() {
-    path_ = fs::temp_directory_path() /
-            ("moebench_corpus_test_" + std::to_string(::getpid()) + "_" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
-void write_file(const fs::path& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out << bytes;
-  ASSERT_TRUE(out.good());
-}
+using testing::TempDir;
+using testing::write_file;
 
 // Independent converters from glibc iconv (not the code under test).
 bool iconv_convert(const char* to, const char* from, std::string in, std::string* out) {

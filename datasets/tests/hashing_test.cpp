@@ -10,34 +10,15 @@
 #include <string>
 
 #include "datasets/hashing.h"
+#include "datasets/tests/test_util.h"
 
 namespace moebench::data {
 namespace {
 
 namespace fs = std::filesystem;
 
-// A fresh folder under the system temp dir, removed at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    path_ = fs::temp_directory_path() /
-            ("moebench_hashing_test_" + std::to_string(::getpid()) + "_" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
-void write_file(const fs::path& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out << bytes;
-  ASSERT_TRUE(out.good());
-}
+using testing::TempDir;
+using testing::write_file;
 
 // FIPS 180-4 examples (NIST CSRC "SHA-256" example values).
 TEST(HashingSha256, NistVectors) {
