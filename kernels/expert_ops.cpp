@@ -4,6 +4,8 @@
 
 #include <stdexcept>
 
+#include "kernels/backends.h"
+
 namespace moebench::kernels {
 
 const char* backend_name(Backend b) {
@@ -18,17 +20,60 @@ const char* backend_name(Backend b) {
   return "?";
 }
 
-Backend resolve_backend(const std::string& requested, const torch::Device& device) {
-  if (requested == "auto" || requested == "reference") return Backend::kReference;
-  if (requested == "cpu" || requested == "cuda") {
+namespace {
+
+#ifdef MOEBENCH_WITH_CUDA
+constexpr bool kCudaBuilt = true;
+#else
+constexpr bool kCudaBuilt = false;
+#endif
+
+bool cpu_backend_takes(const torch::Device& device, torch::ScalarType dtype) {
+  return device.is_cpu() && (dtype == torch::kFloat || dtype == torch::kDouble);
+}
+
+bool cuda_backend_takes(const torch::Device& device, torch::ScalarType dtype) {
+  return kCudaBuilt && device.is_cuda() && (dtype == torch::kFloat || dtype == torch::kBFloat16);
+}
+
+std::string describe(const torch::Device& device, torch::ScalarType dtype) {
+  return device.str() + " " + c10::toString(dtype);
+}
+
+}  // namespace
+
+void check_backend_request(const std::string& requested) {
+  if (requested == "auto" || requested == "reference" || requested == "cpu") return;
+  if (requested == "cuda") {
+    if (kCudaBuilt) return;
     throw std::invalid_argument(
-        "kernels.backend=" + requested +
-        ": this build has only the reference expert backend (fast CPU/CUDA kernels are not "
-        "written yet); use kernels.backend=reference or auto");
+        "kernels.backend=cuda: this build has no CUDA kernels (configure with nvcc available or "
+        "-DMOEBENCH_WITH_CUDA=ON); use kernels.backend=auto, cpu or reference");
   }
-  (void)device;
   throw std::invalid_argument("kernels.backend='" + requested +
                               "' is not one of auto, reference, cpu, cuda");
+}
+
+Backend resolve_backend(const std::string& requested, const torch::Device& device,
+                        torch::ScalarType dtype) {
+  check_backend_request(requested);
+  if (requested == "reference") return Backend::kReference;
+  if (requested == "auto") {
+    if (cuda_backend_takes(device, dtype)) return Backend::kCuda;
+    if (cpu_backend_takes(device, dtype)) return Backend::kCpu;
+    return Backend::kReference;
+  }
+  if (requested == "cpu") {
+    if (cpu_backend_takes(device, dtype)) return Backend::kCpu;
+    throw std::invalid_argument("kernels.backend=cpu takes CPU float32/float64 tensors, got " +
+                                describe(device, dtype) +
+                                "; use kernels.backend=auto (picks one that fits) or reference");
+  }
+  // "cuda", built (check_backend_request threw otherwise)
+  if (cuda_backend_takes(device, dtype)) return Backend::kCuda;
+  throw std::invalid_argument("kernels.backend=cuda takes CUDA float32/bfloat16 tensors, got " +
+                              describe(device, dtype) +
+                              "; use kernels.backend=auto (picks one that fits) or reference");
 }
 
 torch::Tensor gather_rows(const torch::Tensor& src_RK, const torch::Tensor& index_A) {
@@ -61,9 +106,15 @@ torch::Tensor combine(const torch::Tensor& out_AH, const torch::Tensor& gate_A,
 torch::Tensor expert_swiglu(const torch::Tensor& x_NH, const torch::Tensor& gate_in,
                             bool gate_in_per_pair, const ExpertWeights& w, const Routing& r,
                             Backend backend) {
-  if (backend != Backend::kReference) {
-    throw std::invalid_argument(std::string("expert backend '") + backend_name(backend) +
-                                "' is not built");
+  if (backend == Backend::kCpu) return expert_swiglu_cpu(x_NH, gate_in, gate_in_per_pair, w, r);
+  if (backend == Backend::kCuda) {
+#ifdef MOEBENCH_WITH_CUDA
+    return expert_swiglu_cuda(x_NH, gate_in, gate_in_per_pair, w, r);
+#else
+    throw std::invalid_argument(
+        "expert backend 'cuda' is not built (no CUDA kernels in this build); resolve the backend "
+        "with resolve_backend(\"auto\", ...)");
+#endif
   }
   const auto x_A = gather_rows(x_NH, r.token);
   const auto g_A = gather_rows(gate_in, gate_in_per_pair ? r.flat_index() : r.token);

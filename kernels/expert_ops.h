@@ -13,9 +13,15 @@ namespace moebench::kernels {
 enum class Backend { kReference, kCpu, kCuda };
 const char* backend_name(Backend b);
 
-// "auto" picks the best backend built for the device and dtype; a named backend is forced and
-// is an error when this build lacks it.
-Backend resolve_backend(const std::string& requested, const torch::Device& device);
+// The backend that computes tensors of this device and dtype. "auto": cuda when this build has
+// it and the tensors are on a GPU (float32/bfloat16), cpu for CPU float32/float64, reference
+// otherwise (e.g. bfloat16 on the CPU). A named backend is forced: std::invalid_argument when
+// this build lacks it or it cannot take that device or dtype.
+Backend resolve_backend(const std::string& requested, const torch::Device& device,
+                        torch::ScalarType dtype = torch::kFloat);
+// Fails early (std::invalid_argument) on a name that is none of auto, reference, cpu, cuda, or
+// on cuda in a build without it; device and dtype are checked later by resolve_backend.
+void check_backend_request(const std::string& requested);
 
 // SwiGLU expert weights, stacked over experts.
 struct ExpertWeights {
@@ -36,6 +42,8 @@ torch::Tensor combine(const torch::Tensor& out_AH, const torch::Tensor& gate_A,
 // The whole expert block: y[n] = sum_a gate[a] * D_e (SiLU(G_e g_a) * U_e x_n).
 // gate_in: [N, K] (full-rank: g_a = gate_in[token]) or, with gate_in_per_pair, [N*E, K]
 // (low-rank: g_a = gate_in[token * E + expert], the already computed z_e = A_e x).
+// kReference is plain LibTorch (autograd does the backward); kCpu / kCuda are the fast
+// backends of kernels/backends.h with the same contract, gradients included.
 torch::Tensor expert_swiglu(const torch::Tensor& x_NH, const torch::Tensor& gate_in,
                             bool gate_in_per_pair, const ExpertWeights& w, const Routing& r,
                             Backend backend);

@@ -15,7 +15,8 @@ namespace moebench::models {
 
 MoeLayerImpl::MoeLayerImpl(int64_t hidden, const MoeOptions& opts,
                            std::shared_ptr<RoutingPolicyImpl> p, double init_std)
-    : policy(std::move(p)), backend(kernels::resolve_backend(opts.backend, torch::kCPU)) {
+    : policy(std::move(p)), backend_request(opts.backend) {
+  kernels::check_backend_request(backend_request);  // a bad name fails at construction
   register_module("policy", policy);
   const int64_t E = opts.experts, I = opts.intermediate, K = policy->gate_input_width();
   weights.gate_EIK = register_parameter("w_gate", torch::randn({E, I, K}) * init_std);
@@ -23,8 +24,21 @@ MoeLayerImpl::MoeLayerImpl(int64_t hidden, const MoeOptions& opts,
   weights.down_EHI = register_parameter("w_down", torch::randn({E, hidden, I}) * init_std);
 }
 
-torch::Tensor MoeLayerImpl::forward(const torch::Tensor& x_NH, std::vector<PolicyOutput>* out) {
-  PolicyOutput p = policy->route(x_NH);
+torch::Tensor MoeLayerImpl::forward(const torch::Tensor& x_NH, std::vector<PolicyOutput>* out,
+                                    const torch::Tensor& valid_N) {
+  PolicyOutput p;
+  if (valid_N.defined()) {
+    if (valid_N.numel() != x_NH.size(0)) {
+      throw std::invalid_argument("MoE layer: token mask has " + std::to_string(valid_N.numel()) +
+                                  " entries for " + std::to_string(x_NH.size(0)) +
+                                  " tokens; pass one per row of x (batch-major B*T)");
+    }
+    p = policy->route_masked(x_NH, valid_N.reshape({-1}).to(torch::kBool));
+  } else {
+    p = policy->route(x_NH);
+  }
+  const auto backend = kernels::resolve_backend(backend_request, x_NH.device(), x_NH.scalar_type());
+  last_backend_ = kernels::backend_name(backend);
   auto y = kernels::expert_swiglu(x_NH, p.gate_in, p.gate_in_per_pair, weights, p.routing, backend);
   if (out) out->push_back(std::move(p));
   return y;

@@ -51,7 +51,7 @@ struct MoeOptions {
   std::string remoe_variant = "original";  // original | rf_paper
   double remoe_alpha = 1.2;
   double remoe_lambda0 = 1e-8;
-  // The rf_paper variant's own λ₀ and η (ρ* is rho_target); not in RunConfig yet.
+  // The rf_paper variant's own λ₀ and η (ρ* is rho_target).
   double remoe_rf_lambda0 = 0.01;
   double remoe_rf_eta = 0.1;
   std::string backend = "auto";
@@ -78,6 +78,13 @@ struct PolicyOutput {
 class RoutingPolicyImpl : public torch::nn::Module {
  public:
   virtual PolicyOutput route(const torch::Tensor& x_NH) = 0;
+  // The same with valid_N (bool [N], undefined = every row real) marking real tokens, so a
+  // method whose decision couples tokens can leave padding out (Switch: padding is never kept,
+  // takes no capacity and stays out of the aux statistics). Methods that decide each token
+  // alone ignore it: their padding rows are masked later, by the AuxController and the loss.
+  virtual PolicyOutput route_masked(const torch::Tensor& x_NH, const torch::Tensor& /*valid_N*/) {
+    return route(x_NH);
+  }
   virtual int64_t gate_input_width() const = 0;  // K
   virtual void set_theta(double /*theta*/) {}
 };
@@ -102,12 +109,22 @@ class MoeLayerImpl : public torch::nn::Module {
  public:
   MoeLayerImpl(int64_t hidden, const MoeOptions& opts, std::shared_ptr<RoutingPolicyImpl> policy,
                double init_std);
-  // y [N, H]; the policy's decision is appended to `out` for the AuxController.
-  torch::Tensor forward(const torch::Tensor& x_NH, std::vector<PolicyOutput>* out);
+  // y [N, H]; the policy's decision is appended to `out` for the AuxController. valid_N
+  // (optional, [N], nonzero = real token) is handed to the policy's route_masked.
+  torch::Tensor forward(const torch::Tensor& x_NH, std::vector<PolicyOutput>* out,
+                        const torch::Tensor& valid_N = {});
+
+  // The backend that computed the last forward ("" before the first one).
+  const std::string& last_backend_name() const { return last_backend_; }
 
   std::shared_ptr<RoutingPolicyImpl> policy;
   kernels::ExpertWeights weights;
-  kernels::Backend backend;
+  // kernels.backend as configured; resolved on every forward from x's device and dtype, so a
+  // layer moved to another device or dtype picks the backend that fits it.
+  std::string backend_request;
+
+ private:
+  std::string last_backend_;
 };
 TORCH_MODULE(MoeLayer);
 
