@@ -26,8 +26,11 @@ int64_t SwitchPolicyImpl::capacity(int64_t num_tokens) const {
                          is_training() ? opts_.capacity_factor_train : opts_.capacity_factor_eval);
 }
 
-torch::Tensor capacity_keep_mask(const torch::Tensor& expert_N, int64_t experts, int64_t capacity) {
-  const auto onehot_NE = torch::one_hot(expert_N.to(torch::kLong), experts);
+torch::Tensor capacity_keep_mask(const torch::Tensor& expert_N, int64_t experts, int64_t capacity,
+                                 const torch::Tensor& valid_N) {
+  auto onehot_NE = torch::one_hot(expert_N.to(torch::kLong), experts);
+  // A padding row chooses nothing: it neither is kept nor moves the arrival rank of later rows.
+  if (valid_N.defined()) onehot_NE = onehot_NE * valid_N.to(onehot_NE.scalar_type()).unsqueeze(1);
   // 1-based arrival rank of each token at its expert, in token order: first come, first kept.
   const auto rank_NE = onehot_NE.cumsum(0);
   return onehot_NE.to(torch::kBool).logical_and(rank_NE <= capacity);
@@ -46,6 +49,15 @@ torch::Tensor router_z_loss(const torch::Tensor& logits_NE) {
 }
 
 models::PolicyOutput SwitchPolicyImpl::route(const torch::Tensor& x_NH) {
+  return route_masked(x_NH, {});
+}
+
+models::PolicyOutput SwitchPolicyImpl::route_masked(const torch::Tensor& x_NH,
+                                                    const torch::Tensor& valid_in_N) {
+  // mask_padding = false keeps the reference behaviour: padding counts like real tokens.
+  const auto valid_N = opts_.mask_padding && valid_in_N.defined()
+                           ? valid_in_N.reshape({-1}).to(torch::kBool)
+                           : torch::Tensor();
   const auto dt = at::promote_types(x_NH.scalar_type(), torch::kFloat);
   auto router_in = x_NH.to(dt);
   if (is_training() && opts_.jitter > 0) {
@@ -56,7 +68,11 @@ models::PolicyOutput SwitchPolicyImpl::route(const torch::Tensor& x_NH) {
   const auto logits_NE = torch::linear(router_in, router_EH.to(dt));
   const auto probs_NE = torch::softmax(logits_NE, -1);
   const auto expert_N = probs_NE.detach().argmax(-1);
-  const auto keep_NE = capacity_keep_mask(expert_N, experts_, capacity(x_NH.size(0)));
+  // The real rows: all of them without a mask. One host sync for the count, as capacity is an
+  // integer on the host anyway.
+  const auto real_idx = valid_N.defined() ? valid_N.nonzero().squeeze(1) : torch::Tensor();
+  const int64_t n_real = valid_N.defined() ? real_idx.numel() : x_NH.size(0);
+  const auto keep_NE = capacity_keep_mask(expert_N, experts_, capacity(n_real), valid_N);
 
   models::PolicyOutput out;
   // Dropped pairs never reach the kernels; kept pairs carry the raw probability as weight.
@@ -65,9 +81,14 @@ models::PolicyOutput SwitchPolicyImpl::route(const torch::Tensor& x_NH) {
   out.scores_NE = probs_NE;
   out.active_NE = keep_NE;
   out.dropped_N = keep_NE.any(1).logical_not();
-  if (x_NH.size(0) > 0) {
-    const auto bal = switch_balance(probs_NE, expert_N, /*k=*/1, opts_.switch_norm);
-    const auto z = router_z_loss(logits_NE);
+  if (valid_N.defined()) out.dropped_N = out.dropped_N.logical_and(valid_N);  // padding: skipped
+  if (n_real > 0) {
+    // Aux statistics over the real rows only.
+    auto real = [&](const torch::Tensor& t) {
+      return valid_N.defined() ? t.index_select(0, real_idx) : t;
+    };
+    const auto bal = switch_balance(real(probs_NE), real(expert_N), /*k=*/1, opts_.switch_norm);
+    const auto z = router_z_loss(real(logits_NE));
     out.layer_aux = opts_.aux_coef * bal + opts_.z_loss_coef * z;
     out.layer_stats = {{"balance", bal.detach()}, {"z_loss", z.detach()}};
   }

@@ -11,16 +11,20 @@ namespace moebench::baselines {
 // are dropped (no pair, so the MoE adds 0 and the block is the residual only). CF is
 // capacity_factor_train while the module is_training(), capacity_factor_eval otherwise.
 //
-// Padding: the policy sees no token mask, so padding rows take part in routing, capacity and
-// the per-layer aux exactly like real rows (as in the reference Switch/Mesh-TF code). Because
-// rows are flattened batch-major with padding at the end of each sequence, padding can only
-// take capacity from rows of later sequences. The controller's metrics exclude padding.
+// Padding: given a token mask (route_masked; the trainer passes the batch's), padding rows are
+// never kept, take no capacity (C counts real tokens: C = ceil(N_real/E · CF)) and stay out of
+// the aux statistics (f, P and the z-loss are means over real rows), so a padded batch routes
+// its real tokens exactly as the same tokens without the padding. Without a mask, or with
+// moe.mask_padding = false, every row counts as real (the reference Switch/Mesh-TF behaviour,
+// where padding can take capacity from rows of later sequences).
 class SwitchPolicyImpl : public models::RoutingPolicyImpl {
  public:
   SwitchPolicyImpl(int64_t hidden, const models::MoeOptions& opts, double init_std);
   // layer_aux = aux_coef · balance + z_loss_coef · z; layer_stats "balance" and "z_loss" hold
-  // the unscaled terms; dropped_N marks the tokens capacity sent past every expert.
+  // the unscaled terms; dropped_N marks the real tokens capacity sent past every expert.
   models::PolicyOutput route(const torch::Tensor& x_NH) override;
+  models::PolicyOutput route_masked(const torch::Tensor& x_NH,
+                                    const torch::Tensor& valid_N) override;
   int64_t gate_input_width() const override { return hidden_; }
   // C for N tokens under the current mode (train or eval capacity factor).
   int64_t capacity(int64_t num_tokens) const;
@@ -37,11 +41,13 @@ TORCH_MODULE(SwitchPolicy);
 int64_t switch_capacity(int64_t num_tokens, int64_t experts, double capacity_factor);
 
 // bool [N, E]: pair (n, expert_N[n]) kept iff n is among the first `capacity` tokens (by
-// position) that chose that expert.
-torch::Tensor capacity_keep_mask(const torch::Tensor& expert_N, int64_t experts, int64_t capacity);
+// position) that chose that expert. With valid_N (bool [N]) only valid rows are kept or counted.
+torch::Tensor capacity_keep_mask(const torch::Tensor& expert_N, int64_t experts, int64_t capacity,
+                                 const torch::Tensor& valid_N = {});
 
 // Balance term E·Σ_e f_e·P_e with f_e the fraction of tokens whose argmax is e (no gradient)
 // and P_e the mean probability; balanced routing gives 1, so the aux term gives its coefficient.
+// The caller passes the rows that count (real tokens only, when there is a mask).
 // "megatron" divides by k as Megatron-Core's switch_load_balancing_loss_func does, which makes
 // a balanced top-k router give 1 for any k (f then sums to k). With top-1, k = 1 and the two
 // normalisations give the same value; the option exists so runs record which one they used.

@@ -81,11 +81,12 @@ BlockImpl::BlockImpl(const ModelOptions& o) {
 }
 
 torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
-                                 const torch::Tensor& sin, std::vector<PolicyOutput>* routing) {
+                                 const torch::Tensor& sin, std::vector<PolicyOutput>* routing,
+                                 const torch::Tensor& valid_N) {
   auto h = x + attn->forward(attn_norm->forward(x), cos, sin);
   const auto n = ffn_norm->forward(h);
   const auto flat = n.reshape({-1, n.size(-1)});
-  const auto y = dense ? dense->forward(flat) : moe->forward(flat, routing);
+  const auto y = dense ? dense->forward(flat) : moe->forward(flat, routing, valid_N);
   return h + y.view(h.sizes());
 }
 
@@ -112,8 +113,12 @@ TransformerImpl::TransformerImpl(const ModelOptions& o) : opts(o) {
   rope_sin = register_buffer("rope_sin", emb.sin().to(torch::kFloat));
 }
 
-ForwardOutput TransformerImpl::forward(const torch::Tensor& input_ids_BT) {
+ForwardOutput TransformerImpl::forward(const torch::Tensor& input_ids_BT,
+                                       const torch::Tensor& mask_BT) {
   const int64_t T = input_ids_BT.size(1);
+  if (mask_BT.defined() && mask_BT.sizes() != input_ids_BT.sizes()) {
+    throw std::invalid_argument("token mask shape does not match the input ids [B, T]");
+  }
   if (T > opts.max_seq_len) {
     throw std::invalid_argument("sequence of " + std::to_string(T) +
                                 " tokens exceeds the model's " + std::to_string(opts.max_seq_len));
@@ -122,7 +127,9 @@ ForwardOutput TransformerImpl::forward(const torch::Tensor& input_ids_BT) {
   auto x = embed->forward(input_ids_BT);
   const auto cos = rope_cos.narrow(0, 0, T).to(x.scalar_type());
   const auto sin = rope_sin.narrow(0, 0, T).to(x.scalar_type());
-  for (auto& b : blocks) x = b->forward(x, cos, sin, &out.routing);
+  // Rows are flattened batch-major, as the blocks flatten x.
+  const auto valid_N = mask_BT.defined() ? mask_BT.reshape({-1}) : torch::Tensor();
+  for (auto& b : blocks) x = b->forward(x, cos, sin, &out.routing, valid_N);
   out.logits = torch::linear(final_norm->forward(x), head_VH);
   return out;
 }

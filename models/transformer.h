@@ -52,8 +52,9 @@ TORCH_MODULE(Attention);
 class BlockImpl : public torch::nn::Module {
  public:
   BlockImpl(const ModelOptions& o);
+  // valid_N: optional [B*T] real-token mask for the MoE policy (see MoeLayerImpl::forward).
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                        std::vector<PolicyOutput>* routing);
+                        std::vector<PolicyOutput>* routing, const torch::Tensor& valid_N = {});
   RmsNorm attn_norm{nullptr}, ffn_norm{nullptr};
   Attention attn{nullptr};
   MoeLayer moe{nullptr};  // exactly one of moe / dense is set
@@ -69,7 +70,9 @@ struct ForwardOutput {
 class TransformerImpl : public torch::nn::Module {
  public:
   explicit TransformerImpl(const ModelOptions& o);
-  ForwardOutput forward(const torch::Tensor& input_ids_BT);
+  // mask_BT (optional, nonzero = real token) reaches every MoE layer's policy, so padding can
+  // stay out of decisions that couple tokens (Switch capacity); undefined = all real.
+  ForwardOutput forward(const torch::Tensor& input_ids_BT, const torch::Tensor& mask_BT = {});
   void set_theta(double theta);  // RF: the inference-time compute knob
 
   ModelOptions opts;

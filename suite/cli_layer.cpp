@@ -19,56 +19,54 @@
 namespace moebench::cli {
 namespace {
 
-using models::MoeLayerImpl;
-
 // One weight of a method: its name in IN (grad_<name> in OUT), its shape in dimension symbols
-// (N tokens, H hidden, E experts, I intermediate, r low-rank size) and the layer parameter it
-// is copied into (whose .grad() becomes grad_<name>).
+// (N tokens, H hidden, E experts, I intermediate, r low-rank size) and the name under which the
+// layer module registered the parameter it is copied into (whose .grad() becomes grad_<name>).
 struct WeightSpec {
   std::string name;
   std::vector<std::string> dims;
   std::string doc;
-  std::function<torch::Tensor(MoeLayerImpl&)> param;
+  std::string param;  // e.g. "policy.router", "w_up"
 };
 
 struct LayerMethod {
   std::string summary;
   std::vector<WeightSpec> weights;
+  bool routed = true;  // false: dense, one SwiGLU FFN (no policy, no scores)
 };
 
 // A weight the routing policy owns, found by the name it registered ("A", "gamma", "bias",
 // "router"): the IN tensor names are those names, so no method needs its own accessor.
 WeightSpec policy_weight(const std::string& name, std::vector<std::string> dims,
                          const std::string& doc) {
-  return {name, std::move(dims), doc, [name](MoeLayerImpl& l) {
-            const auto params = l.policy->named_parameters(/*recurse=*/false);
-            if (!params.contains(name)) {
-              throw std::logic_error("moebench layer: the policy has no parameter '" + name + "'");
-            }
-            return params[name];
-          }};
+  return {name, std::move(dims), doc, "policy." + name};
 }
 
-// The shared expert weights: the SiLU-branch gate (full-rank G_e [I, H] fed x, or low-rank B_e
-// [I, r] fed z = A_e x), the up projection U_e and the down projection D_e.
+// The shared expert weights (MoeLayerImpl's w_gate, w_up, w_down): the SiLU-branch gate
+// (full-rank G_e [I, H] fed x, or low-rank B_e [I, r] fed z = A_e x), the up projection U_e and
+// the down projection D_e.
 std::vector<WeightSpec> expert_weights(bool low_rank) {
-  return {low_rank ? WeightSpec{"B",
-                                {"E", "I", "r"},
-                                "low-rank gate (SiLU branch, fed z = A_e x)",
-                                [](MoeLayerImpl& l) { return l.weights.gate_EIK; }}
-                   : WeightSpec{"G",
-                                {"E", "I", "H"},
-                                "gate projection (SiLU branch)",
-                                [](MoeLayerImpl& l) { return l.weights.gate_EIK; }},
-          {"U", {"E", "I", "H"}, "up projection", [](MoeLayerImpl& l) { return l.weights.up_EIH; }},
-          {"D", {"E", "H", "I"}, "down projection", [](MoeLayerImpl& l) {
-             return l.weights.down_EHI;
-           }}};
+  return {
+      low_rank
+          ? WeightSpec{"B", {"E", "I", "r"}, "low-rank gate (SiLU branch, fed z = A_e x)", "w_gate"}
+          : WeightSpec{"G", {"E", "I", "H"}, "gate projection (SiLU branch)", "w_gate"},
+      {"U", {"E", "I", "H"}, "up projection", "w_up"},
+      {"D", {"E", "H", "I"}, "down projection", "w_down"}};
 }
 
 LayerMethod method(const std::string& summary, std::vector<WeightSpec> policy, bool low_rank) {
   for (auto& w : expert_weights(low_rank)) policy.push_back(std::move(w));
   return {summary, std::move(policy)};
+}
+
+// The parameter a WeightSpec names, in the layer module (MoeLayer or SwiGlu).
+torch::Tensor layer_param(torch::nn::Module& layer, const WeightSpec& w) {
+  const auto params = layer.named_parameters(/*recurse=*/true);
+  if (!params.contains(w.param)) {
+    throw std::logic_error("moebench layer: the layer has no parameter '" + w.param + "' for '" +
+                           w.name + "'");
+  }
+  return params[w.param];
 }
 
 // method -> its weights. A method added in baselines/ adds one entry here: its policy's
@@ -112,6 +110,14 @@ const std::map<std::string, LayerMethod>& layer_methods() {
               "dropped first-come by position (y = 0 for them); y = w * D_e (SiLU(G_e x) * U_e "
               "x);\nscores = p at the kept pairs",
               {router()}, /*low_rank=*/false)},
+      {"dense",
+       {"Dense SwiGLU FFN (METHODS.md §7): y = D (SiLU(G x) * U x), one FFN for every token, no\n"
+        "routing; I is the FFN width (in training moe.dense_width: iso_active = k*I_expert,\n"
+        "iso_param = E*I_expert); OUT has no scores",
+        {{"G", {"I", "H"}, "gate projection (SiLU branch)", "w_gate"},
+         {"U", {"I", "H"}, "up projection", "w_up"},
+         {"D", {"H", "I"}, "down projection", "w_down"}},
+        /*routed=*/false}},
       {"remoe",
        method("ReMoE (METHODS.md §4): R = ReLU(router x), y = sum over e with R_e > 0 of\n"
               "R_e * D_e (SiLU(G_e x) * U_e x) (a token may have no expert: y = 0); scores = R",
@@ -307,11 +313,25 @@ SafeTensors run_layer(const SafeTensors& in, const std::string& file, const std:
 
   // The random init is overwritten below; the seed only keeps the run free of chance.
   torch::manual_seed(0);
-  models::MoeLayer layer(H, opts, models::make_policy(H, opts, 0.02), 0.02);
+  std::shared_ptr<torch::nn::Module> layer;
+  std::function<torch::Tensor(const torch::Tensor&, std::vector<models::PolicyOutput>*)> forward;
+  if (m.routed) {
+    models::MoeLayer moe(H, opts, models::make_policy(H, opts, 0.02), 0.02);
+    layer = moe.ptr();
+    forward = [moe](const torch::Tensor& x, std::vector<models::PolicyOutput>* outs) mutable {
+      return moe->forward(x, outs);
+    };
+  } else {
+    models::SwiGlu dense(H, d.size.at("I"), 0.02);
+    layer = dense.ptr();
+    forward = [dense](const torch::Tensor& x, std::vector<models::PolicyOutput>*) mutable {
+      return dense->forward(x);
+    };
+  }
   {
     torch::NoGradGuard no_grad;
     for (const auto& w : m.weights) {
-      auto p = w.param(*layer);
+      auto p = layer_param(*layer, w);
       const auto& t = in.tensors.at(w.name);
       if (p.sizes().vec() != t.shape) {
         throw std::logic_error(
@@ -325,7 +345,7 @@ SafeTensors run_layer(const SafeTensors& in, const std::string& file, const std:
   const auto x = to_torch(x_in).requires_grad_(true);
   const auto grad_y = to_torch(gy_in);
   std::vector<models::PolicyOutput> outs;
-  const auto y = layer->forward(x, &outs);
+  const auto y = forward(x, &outs);
   // Only the layer: the balancing loss (METHODS.md §1) is not part of this backward. With no
   // active pair y does not depend on anything, and every gradient is zero.
   if (y.requires_grad()) (y * grad_y).sum().backward();
@@ -333,25 +353,28 @@ SafeTensors run_layer(const SafeTensors& in, const std::string& file, const std:
   auto grad_or_zero = [](const torch::Tensor& p) {
     return p.grad().defined() ? p.grad() : torch::zeros_like(p);
   };
-  const auto& route = outs.at(0);
-  const auto scores =
-      route.scores_NE.detach()
-          .to(torch::kFloat)
-          .masked_fill(route.active_NE.logical_not(), -std::numeric_limits<float>::infinity());
-
   SafeTensors out;
   out.tensors["y"] = from_torch(y);
-  out.tensors["scores"] = from_torch(scores);
+  // Dense: every token takes the one FFN, so N "pairs" and no scores.
+  int64_t active_pairs = x.size(0);
+  if (m.routed) {
+    const auto& route = outs.at(0);
+    out.tensors["scores"] = from_torch(
+        route.scores_NE.detach()
+            .to(torch::kFloat)
+            .masked_fill(route.active_NE.logical_not(), -std::numeric_limits<float>::infinity()));
+    active_pairs = route.active_NE.sum().item<int64_t>();
+  }
   out.tensors["grad_x"] = from_torch(grad_or_zero(x));
   for (const auto& w : m.weights)
-    out.tensors["grad_" + w.name] = from_torch(grad_or_zero(w.param(*layer)));
+    out.tensors["grad_" + w.name] = from_torch(grad_or_zero(layer_param(*layer, w)));
   std::string sizes;
   for (const auto& [k, v] : d.size) sizes += fmt::format("{}{}={}", sizes.empty() ? "" : " ", k, v);
   out.metadata = {{"method", method},
                   {"moe.theta", fmt::format("{}", opts.theta)},
                   {"moe.norm", opts.norm},
                   {"sizes", sizes},
-                  {"active_pairs", std::to_string(route.active_NE.sum().item<int64_t>())},
+                  {"active_pairs", std::to_string(active_pairs)},
                   {"loss", "sum(y * grad_y); no balancing loss"},
                   {"moebench_commit", MOEBENCH_COMMIT}};
   return out;
@@ -374,7 +397,8 @@ std::string help_footer() {
       s += fmt::format("       {:<19} {}\n", w.name + " [" + join(w.dims) + "]", w.doc);
     }
   }
-  s += "  OUT  y [N, H], scores [N, E] (gate score, -inf where the pair is inactive),\n"
+  s += "  OUT  y [N, H], scores [N, E] (gate score, -inf where the pair is inactive; not for\n"
+       "       dense),\n"
        "       grad_x [N, H], grad_<name> for every weight above (same shape as the weight)\n"
        "Only the layer: the balancing loss is not included. --set keys:\n";
   for (const auto& [k, v] : set_keys()) s += fmt::format("  {:<17} {}\n", k, v.doc);
@@ -393,8 +417,9 @@ void add_layer_command(CLI::App& app, GlobalOptions& global) {
   static LayerArgs args;
   auto* cmd = app.add_subcommand(
       "layer",
-      "run one MoE layer forward and backward on the tensors of a safetensors file and write "
-      "the output, the gate scores and every gradient to another (to check another "
+      "run one MoE layer (or the dense FFN) forward and backward on the tensors of a "
+      "safetensors file and write the output, the gate scores and every gradient to another (to "
+      "check another "
       "implementation against this one)");
   std::vector<std::string> methods;
   for (const auto& [name, _] : layer_methods()) methods.push_back(name);
@@ -413,6 +438,11 @@ void add_layer_command(CLI::App& app, GlobalOptions& global) {
     const SafeTensors in = read_safetensors(args.in);
     const SafeTensors out = run_layer(in, args.in, args.method, opts);
     write_safetensors(args.out, out);
+    if (!layer_methods().at(args.method).routed) {
+      fmt::print("layer {} ({}): one SwiGLU FFN; wrote {}\n", args.method, out.metadata.at("sizes"),
+                 args.out);
+      return;
+    }
     fmt::print("layer {} ({}, theta {}, norm {}): {} active (token, expert) pairs; wrote {}\n",
                args.method, out.metadata.at("sizes"), opts.theta, opts.norm,
                out.metadata.at("active_pairs"), args.out);

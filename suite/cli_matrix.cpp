@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <filesystem>
 
 #include "suite/cli.h"
 #include "suite/matrix.h"
@@ -18,6 +19,10 @@ struct MatrixArgs {
   std::string db = "results/moebench.sqlite";
   std::string checkpoints = "checkpoints";
   bool dry_run = false;
+  std::string emit_slurm;  // folder; "" = train here
+  std::string slurm_partition;
+  std::string slurm_time = "24:00:00";
+  int slurm_gpus = 1;
 };
 
 void on_signal(int) { request_stop(); }
@@ -38,6 +43,19 @@ void add_matrix_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--db", args.db, "SQLite store")->capture_default_str();
   cmd->add_option("--checkpoints", args.checkpoints, "checkpoint folder")->capture_default_str();
   cmd->add_flag("--dry-run", args.dry_run, "list the runs and their state; train nothing");
+  auto* emit = cmd->add_option(
+      "--emit-slurm", args.emit_slurm,
+      "train nothing here: write DIR/runs.txt (one `moebench train` line per run not yet done "
+      "in --db) and DIR/matrix.sbatch (a SLURM array job, task i runs line i; submit it with "
+      "sbatch)");
+  cmd->add_option("--slurm-partition", args.slurm_partition, "partition (default: the cluster's)")
+      ->needs(emit);
+  cmd->add_option("--slurm-time", args.slurm_time, "time limit per task, HH:MM:SS or D-HH:MM:SS")
+      ->capture_default_str()
+      ->needs(emit);
+  cmd->add_option("--slurm-gpus", args.slurm_gpus, "GPUs per task (0 = CPU-only tasks)")
+      ->capture_default_str()
+      ->needs(emit);
   cmd->callback([&global] {
     const auto runs = load_plan(args.plan);
     std::vector<bool> done(runs.size(), false);
@@ -54,6 +72,34 @@ void add_matrix_command(CLI::App& app, GlobalOptions& global) {
       }
     }
     if (args.dry_run) return;
+    if (!args.emit_slurm.empty()) {
+      std::vector<PlannedRun> pending;
+      for (size_t i = 0; i < runs.size(); ++i) {
+        if (!done[i]) pending.push_back(runs[i]);
+      }
+      SlurmOptions so;
+      so.dir = args.emit_slurm;
+      // The jobs run this very executable (on a shared file system) unless it cannot be found.
+      std::error_code ec;
+      const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+      so.moebench = ec ? "moebench" : self.string();
+      so.db = args.db;
+      so.checkpoints = args.checkpoints;
+      so.data_dir = global.data().string();
+      so.plan = args.plan;
+      so.partition = args.slurm_partition;
+      so.time = args.slurm_time;
+      so.gpus = args.slurm_gpus;
+      so.cpus = global.threads;
+      emit_slurm(pending, so);
+      const auto dir = std::filesystem::absolute(args.emit_slurm).lexically_normal();
+      fmt::print("matrix {}: {} runs, {} already done; wrote {} lines to {}\n", args.plan,
+                 runs.size(), runs.size() - pending.size(), pending.size(),
+                 (dir / "runs.txt").string());
+      if (!pending.empty())
+        fmt::print("submit with: sbatch {}\n", (dir / "matrix.sbatch").string());
+      return;
+    }
     size_t left = 0;
     for (bool d : done) left += !d;
     fmt::print(stderr, "matrix {}: {} runs, {} done, {} to run\n", args.plan, runs.size(),

@@ -7,7 +7,10 @@
 
 #include <fmt/format.h>
 
+#include <cctype>
+#include <fstream>
 #include <map>
+#include <regex>
 
 namespace moebench {
 namespace {
@@ -87,6 +90,8 @@ std::vector<PlannedRun> load_plan(const std::filesystem::path& plan) {
           o.insert(o.end(), it->second.begin(), it->second.end());
         }
         PlannedRun r;
+        r.base = base;
+        r.overrides = o;
         r.method = method;
         r.size = is_named_config(size) ? size : std::filesystem::path(size).stem().string();
         r.seed = seed;
@@ -102,6 +107,119 @@ std::vector<PlannedRun> load_plan(const std::filesystem::path& plan) {
     }
   }
   return runs;
+}
+
+namespace {
+
+// Single-quoted for sh: 'it'\''s' reads back as it's, whatever the text holds.
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+std::string absolute(const std::string& path) {
+  return std::filesystem::absolute(path).lexically_normal().string();
+}
+
+// The #SBATCH header carries these verbatim: a newline or space would end the directive.
+void check_slurm_word(const std::string& what, const std::string& value) {
+  if (value.find_first_of(" \t\n\r'\"") != std::string::npos) {
+    throw ConfigError(
+        fmt::format("--{} '{}': must be one word (no spaces or quotes)", what, value));
+  }
+}
+
+}  // namespace
+
+std::string train_command_line(const PlannedRun& run, const SlurmOptions& opts) {
+  // A TOML base is made absolute so the line works from any folder of the cluster; moebench
+  // train names the run's size after the file's stem, as the matrix does.
+  const std::string base = is_named_config(run.base) ? run.base : absolute(run.base);
+  std::string line = shell_quote(opts.moebench);
+  if (!opts.data_dir.empty()) line += " --data " + shell_quote(absolute(opts.data_dir));
+  if (opts.cpus > 0) line += fmt::format(" --threads {}", opts.cpus);
+  line += " train --config " + shell_quote(base);
+  for (const auto& o : run.overrides) line += " --set " + shell_quote(o);
+  line += " --db " + shell_quote(absolute(opts.db));
+  line += " --checkpoints " + shell_quote(absolute(opts.checkpoints));
+  return line + " --quiet";
+}
+
+void emit_slurm(const std::vector<PlannedRun>& pending, const SlurmOptions& opts) {
+  static const std::regex kTime(R"(^([0-9]+-)?[0-9]{1,2}:[0-9]{2}:[0-9]{2}$)");
+  if (!std::regex_match(opts.time, kTime)) {
+    throw ConfigError(fmt::format(
+        "--slurm-time '{}': expected HH:MM:SS or D-HH:MM:SS (e.g. 24:00:00)", opts.time));
+  }
+  if (opts.gpus < 0) {
+    throw ConfigError(fmt::format("--slurm-gpus {}: must be 0 (CPU tasks) or more", opts.gpus));
+  }
+  check_slurm_word("slurm-partition", opts.partition);
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::absolute(opts.dir).lexically_normal();
+  check_slurm_word("emit-slurm folder", dir.string());  // it appears in #SBATCH --output
+  std::error_code ec;
+  fs::create_directories(dir / "logs", ec);
+  if (ec) {
+    throw ConfigError(
+        fmt::format("--emit-slurm {}: cannot create the folder: {}", dir.string(), ec.message()));
+  }
+  auto write = [](const fs::path& file, const std::string& text) {
+    std::ofstream f(file, std::ios::binary | std::ios::trunc);
+    f << text;
+    f.close();
+    if (!f) throw ConfigError(fmt::format("cannot write {}", file.string()));
+  };
+  std::string lines;
+  for (const auto& r : pending) lines += train_command_line(r, opts) + "\n";
+  write(dir / "runs.txt", lines);
+  const fs::path sbatch = dir / "matrix.sbatch";
+  if (pending.empty()) {  // sbatch refuses --array=1-0; a stale script would rerun old lines
+    fs::remove(sbatch, ec);
+    return;
+  }
+  std::string job = fs::path(opts.plan).stem().string();
+  for (char& c : job) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') c = '_';
+  }
+  std::string s;
+  s += "#!/bin/bash\n";
+  s += fmt::format(
+      "# moebench matrix {}: {} runs not yet done when emitted, one array task per line of\n"
+      "# runs.txt (task i runs line i). Submit with: sbatch {}\n",
+      opts.plan, pending.size(), sbatch.string());
+  s += fmt::format("#SBATCH --job-name=moebench-{}\n", job);
+  s += fmt::format("#SBATCH --array=1-{}\n", pending.size());
+  s += fmt::format("#SBATCH --time={}\n", opts.time);
+  if (!opts.partition.empty()) s += fmt::format("#SBATCH --partition={}\n", opts.partition);
+  if (opts.gpus > 0) s += fmt::format("#SBATCH --gres=gpu:{}\n", opts.gpus);
+  if (opts.cpus > 0) s += fmt::format("#SBATCH --cpus-per-task={}\n", opts.cpus);
+  s += fmt::format("#SBATCH --output={}/%A_%a.out\n", (dir / "logs").string());
+  s += fmt::format(
+      "#\n"
+      "# Every task writes to one SQLite store, {}. SQLite over NFS needs care:\n"
+      "# its WAL mode assumes every writer is on one host (shared memory) and NFS locks are\n"
+      "# often unreliable, so tasks on several nodes can see 'database is locked' or worse.\n"
+      "# Either keep the db on a file system with working POSIX locks and rely on the store's\n"
+      "# busy timeout (fine for a few concurrent runs: each writes a batch of rows every\n"
+      "# log interval), or give each node its own db (edit --db in runs.txt, double-quoted so\n"
+      "# that eval expands it: --db \"results/node_${{SLURM_NODEID}}.sqlite\") and merge the "
+      "files\n"
+      "# afterwards; `moebench matrix` only skips runs found in the db it is given.\n"
+      "# Re-running a task is safe: moebench train skips a done run and resumes an\n"
+      "# interrupted one from its checkpoint ({}).\n",
+      absolute(opts.db), absolute(opts.checkpoints));
+  s += "set -euo pipefail\n";
+  s += fmt::format("runs={}\n", shell_quote((dir / "runs.txt").string()));
+  s += "line=$(sed -n \"${SLURM_ARRAY_TASK_ID}p\" \"$runs\")\n";
+  s += "if [ -z \"$line\" ]; then\n";
+  s += "  echo \"moebench: no line ${SLURM_ARRAY_TASK_ID} in $runs\" >&2\n";
+  s += "  exit 1\n";
+  s += "fi\n";
+  s += "echo \"task ${SLURM_ARRAY_TASK_ID} on $(hostname): $line\"\n";
+  s += "eval \"$line\"\n";
+  write(sbatch, s);
 }
 
 }  // namespace moebench

@@ -15,6 +15,10 @@ struct PlannedRun {
   int64_t seed = 0;
   RunConfig cfg;
   std::string run_key;
+  // How cfg was built: load_config(base, overrides). base is a named config or the TOML file's
+  // path as the plan resolved it, so `moebench train --config base --set ...` rebuilds it.
+  std::string base;
+  std::vector<std::string> overrides;
 };
 
 // Plan file:
@@ -26,5 +30,26 @@ struct PlannedRun {
 //   dense = ["moe.dense_width=iso_param"]
 // Throws ConfigError naming the plan file and the bad entry.
 std::vector<PlannedRun> load_plan(const std::filesystem::path& plan);
+
+// SLURM emission (`moebench matrix --emit-slurm DIR`): one `moebench train` line per run in
+// DIR/runs.txt and an sbatch array job DIR/matrix.sbatch whose task i runs line i.
+struct SlurmOptions {
+  std::filesystem::path dir;
+  std::string moebench;     // absolute path of the executable the jobs run
+  std::string db;           // shared SQLite store (made absolute)
+  std::string checkpoints;  // checkpoint folder (made absolute)
+  std::string data_dir;     // --data for every run (made absolute)
+  std::string plan;         // for the job name and the comments
+  std::string partition;    // "" = the cluster's default
+  std::string time = "24:00:00";
+  int gpus = 1;  // GPUs per task; 0 = CPU-only tasks
+  int cpus = 0;  // --cpus-per-task; 0 = leave it to the cluster
+};
+
+// The shell command line that trains `run` (every argument single-quoted).
+std::string train_command_line(const PlannedRun& run, const SlurmOptions& opts);
+// Writes DIR/runs.txt with the given (pending) runs, in order, and DIR/matrix.sbatch (removed
+// when there is nothing to run). Throws ConfigError on a bad --slurm-time or --slurm-gpus.
+void emit_slurm(const std::vector<PlannedRun>& pending, const SlurmOptions& opts);
 
 }  // namespace moebench

@@ -7,13 +7,16 @@
 
 #include "baselines/switch.h"
 #include "models/tests/grad_check.h"
+#include "models/transformer.h"
 
 namespace moebench::baselines {
 namespace {
 
+using models::ModelOptions;
 using models::MoeLayer;
 using models::MoeOptions;
 using models::PolicyOutput;
+using models::Transformer;
 
 MoeOptions switch_options(int64_t E, int64_t I) {
   MoeOptions o;
@@ -200,6 +203,126 @@ TEST(SwitchController, SumsLayersAndReportsDroppedRealTokens) {
   // Token 3 is padding: 1 of 3 real tokens dropped.
   ctl.loss({a, b}, torch::tensor({1, 1, 1, 0}), true);
   EXPECT_NEAR(ctl.metrics().at("dropped_frac"), 1.0 / 3.0, 1e-12);
+}
+
+// Padding rows interleaved with real ones (router = identity, so each row of x is its logits).
+// Real rows R0..R5 choose experts 0 0 1 0 2 0; with CF = 1 and 6 real tokens C = ceil(6/3) = 2,
+// so expert 0 keeps R0, R1 and drops R3, R5. Padding rows P choose expert 0 or 1 and sit before
+// real rows of the same expert: if they counted, they would take capacity (and C would be
+// ceil(10/3) = 4).
+TEST(SwitchPadding, PaddingTakesNoCapacityAndNoAuxShare) {
+  const int64_t E = 3, I = 2;
+  const double real_rows[6][3] = {{2.0, 0.5, -0.3}, {1.6, 1.1, 0.2},  {0.1, 1.9, -0.4},
+                                  {1.2, -0.8, 0.9}, {-0.2, 0.4, 1.7}, {2.3, 0.0, 1.0}};
+  const double pad_rows[4][3] = {
+      {3.0, 0.0, 0.0}, {2.5, 1.0, 0.0}, {0.0, 2.8, 0.1}, {4.0, 1.0, 1.0}};
+  // Layout of the padded batch: P R P R R P R R P R.
+  const std::vector<int> layout = {-1, 0, -2, 1, 2, -3, 3, 4, -4, 5};  // -k: pad row k-1
+  const int64_t N = static_cast<int64_t>(layout.size());
+  auto x_pad = torch::zeros({N, E}), valid = torch::zeros({N}, torch::kBool);
+  auto x_real = torch::zeros({6, E});
+  for (int64_t n = 0; n < N; ++n) {
+    for (int64_t e = 0; e < E; ++e) {
+      const double v = layout[n] >= 0 ? real_rows[layout[n]][e] : pad_rows[-layout[n] - 1][e];
+      x_pad[n][e] = v;
+      if (layout[n] >= 0) x_real[layout[n]][e] = v;
+    }
+    valid[n] = layout[n] >= 0;
+  }
+  auto o = switch_options(E, I);
+  o.capacity_factor_train = 1.0;
+  o.aux_coef = 0.01;
+  o.z_loss_coef = 1e-3;
+  torch::manual_seed(3);
+  MoeLayer layer(E, o, std::make_shared<SwitchPolicyImpl>(E, o, 0.1), 0.5);
+  {
+    torch::NoGradGuard g;
+    policy_of(layer).router_EH.copy_(torch::eye(E));
+  }
+  std::vector<PolicyOutput> padded, plain;
+  const auto y_pad = layer->forward(x_pad, &padded, valid);
+  const auto y_real = layer->forward(x_real, &plain);
+
+  // Kept set: by hand, and equal to the run without padding.
+  const std::vector<int64_t> kept_by_hand = {1, 1, 1, 0, 1, 0};  // R3, R5 overflow expert 0
+  for (int64_t n = 0; n < N; ++n) {
+    const auto row = padded[0].active_NE[n];
+    if (layout[n] < 0) {
+      EXPECT_FALSE(row.any().item<bool>()) << "padding row " << n << " was kept";
+      EXPECT_FALSE(padded[0].dropped_N[n].item<bool>()) << "padding row " << n;
+      EXPECT_EQ(y_pad[n].abs().max().item<double>(), 0.0) << n;
+      continue;
+    }
+    const int64_t r = layout[n];
+    EXPECT_TRUE(torch::equal(row, plain[0].active_NE[r])) << "real row " << r;
+    EXPECT_EQ(row.any().item<bool>(), kept_by_hand[r] == 1) << "real row " << r;
+    EXPECT_EQ(padded[0].dropped_N[n].item<bool>(), kept_by_hand[r] == 0) << "real row " << r;
+    EXPECT_TRUE(torch::allclose(y_pad[n], y_real[r], 1e-6, 1e-7)) << "real row " << r;
+  }
+  EXPECT_EQ(padded[0].routing.num_pairs(), 4);
+
+  // Aux by hand on the 6 real rows: α·E·Σ f_e P_e + c_z·mean(logsumexp²), in double.
+  double f[3] = {0, 0, 0}, P[3] = {0, 0, 0}, z = 0;
+  for (const auto& row : real_rows) {
+    double m = row[0], sum = 0;
+    int arg = 0;
+    for (int e = 1; e < 3; ++e) {
+      if (row[e] > m) m = row[e], arg = e;
+    }
+    for (int e = 0; e < 3; ++e) sum += std::exp(row[e]);
+    for (int e = 0; e < 3; ++e) P[e] += std::exp(row[e]) / sum / 6.0;
+    f[arg] += 1.0 / 6.0;
+    z += std::log(sum) * std::log(sum) / 6.0;
+  }
+  const double bal = 3.0 * (f[0] * P[0] + f[1] * P[1] + f[2] * P[2]);
+  EXPECT_NEAR(f[0], 4.0 / 6.0, 1e-15);  // the hand layout above: 4 of 6 real rows pick 0
+  EXPECT_NEAR(padded[0].layer_stats.at("balance").item<double>(), bal, 1e-6);
+  EXPECT_NEAR(padded[0].layer_stats.at("z_loss").item<double>(), z, 1e-5);
+  EXPECT_NEAR(padded[0].layer_aux.item<double>(), 0.01 * bal + 1e-3 * z, 1e-7);
+  EXPECT_NEAR(padded[0].layer_aux.item<double>(), plain[0].layer_aux.item<double>(), 1e-7);
+
+  // Without the mask every row counts (C = 4): the padding rows take expert 0's places.
+  std::vector<PolicyOutput> unmasked;
+  layer->forward(x_pad, &unmasked);
+  EXPECT_TRUE(unmasked[0].active_NE[0].any().item<bool>());
+  EXPECT_FALSE(unmasked[0].active_NE[6].any().item<bool>());  // R3: 5th row to choose expert 0
+  // moe.mask_padding = false restores that reference behaviour even with a mask.
+  auto o_ref = o;
+  o_ref.mask_padding = false;
+  SwitchPolicyImpl ref_policy(E, o_ref, 0.1);
+  {
+    torch::NoGradGuard g;
+    ref_policy.router_EH.copy_(torch::eye(E));
+  }
+  EXPECT_TRUE(torch::equal(ref_policy.route_masked(x_pad, valid).active_NE, unmasked[0].active_NE));
+  // A mask of the wrong length is refused by the layer, naming the problem.
+  try {
+    layer->forward(x_pad, nullptr, valid.narrow(0, 0, 9));
+    ADD_FAILURE() << "no error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("9 entries for 10 tokens"), std::string::npos) << e.what();
+  }
+}
+
+TEST(SwitchPadding, TransformerHandsTheBatchMaskToThePolicy) {
+  // Tiny model; the second sequence is half padding. With CF large every real row is kept, so a
+  // row without a pair is exactly a padding row that the policy saw as padding.
+  ModelOptions mo;
+  mo.vocab_size = 50, mo.hidden = 16, mo.layers = 2, mo.q_heads = 2, mo.kv_heads = 1;
+  mo.head_dim = 8, mo.max_seq_len = 8;
+  mo.moe = switch_options(4, 8);
+  mo.moe.capacity_factor_train = 100.0;
+  torch::manual_seed(4);
+  Transformer model(mo);
+  const auto ids = torch::randint(0, 50, {2, 6}, torch::kLong);
+  auto mask = torch::ones({2, 6});
+  mask[1].narrow(0, 3, 3).zero_();
+  const auto out = model->forward(ids, mask);
+  ASSERT_EQ(out.routing.size(), 2u);
+  for (const auto& l : out.routing) {
+    const auto kept_N = l.active_NE.any(1).to(torch::kFloat);
+    EXPECT_TRUE(torch::equal(kept_N, mask.reshape({-1}))) << kept_N;
+  }
 }
 
 struct SwCase {

@@ -1,5 +1,6 @@
-// Iso-compute: active MACs per token per layer at the paper's sizes, by hand, and Routing-Free at
-// ρ = 0.25 within 2% of top-k (the paper's +1.0..1.6%). Prints the per-method table.
+// Iso-compute: active MACs per token per layer at the paper's sizes, by hand and from the real
+// layers' weight counts, and Routing-Free at ρ = 0.25 within 2% of top-k (the paper's
+// +1.0..1.6%). Prints the per-method table.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -45,6 +46,39 @@ TEST(Flops, RoutingFreeWithinTwoPercentOfTopK) {
     const double rf = moe_active_macs_per_token(opts(s, "routing_free"), s.H, 0.25);
     EXPECT_LT(std::abs(rf / topk - 1), 0.02) << s.name;
     EXPECT_NEAR(100 * (rf / topk - 1), expected_pct[i], 0.01) << s.name;
+  }
+}
+
+// Independent of the formulas in flops.cpp: every MAC is one use of one weight, so the active
+// MACs per token are the gating weights (all used by every token) plus the active share of the
+// expert weights, counted on the real layers at S, M and L. The 1-D RF scalars γ, b are
+// elementwise, not MACs.
+TEST(Flops, MatchTheRealLayersWeightCounts) {
+  const double rho = 0.25;
+  for (const auto& s : kSizes) {
+    for (const char* m : {"topk", "switch", "remoe", "routing_free", "aoe", "self_routing"}) {
+      const MoeOptions o = opts(s, m);
+      MoeLayer layer(s.H, o, make_policy(s.H, o, 0.02), 0.02);
+      double gating = 0, experts = 0;
+      for (const auto& p : layer->policy->parameters()) {
+        if (p.dim() >= 2) gating += static_cast<double>(p.numel());
+      }
+      for (const auto& p :
+           {layer->weights.gate_EIK, layer->weights.up_EIH, layer->weights.down_EHI}) {
+        experts += static_cast<double>(p.numel());
+      }
+      const std::string method = m;
+      const double share = method == "switch"                              ? 1.0 / s.E
+                           : method == "remoe" || method == "routing_free" ? rho
+                                                                           : double(s.k) / s.E;
+      EXPECT_DOUBLE_EQ(moe_active_macs_per_token(o, s.H, rho), gating + share * experts)
+          << s.name << " " << m;
+    }
+    // Dense (iso-active): one SwiGLU of width k·I, every weight used by every token.
+    SwiGlu dense(s.H, s.k * s.I, 0.02);
+    double w = 0;
+    for (const auto& p : dense->parameters()) w += static_cast<double>(p.numel());
+    EXPECT_DOUBLE_EQ(moe_active_macs_per_token(opts(s, "dense"), s.H, rho), w) << s.name;
   }
 }
 

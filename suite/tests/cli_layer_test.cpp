@@ -1,6 +1,7 @@
 // `moebench layer` end to end through the real binary (path MOEBENCH_EXE): IN files with small
 // random weights, OUT compared with a hand-derived double-precision forward and backward written
-// one token and one expert at a time, without torch (METHODS.md §1); bad inputs must be refused.
+// one token and one expert at a time, without torch (METHODS.md §1, dense §7); bad inputs must
+// be refused.
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -372,6 +373,116 @@ TEST_F(LayerCommand, CorruptInputNamesTheFile) {
   EXPECT_NE(err_.find("out of range"), std::string::npos) << err_;
 }
 
+// --method dense: one SwiGLU FFN, y = D (SiLU(G x) * U x), with G [I, H], U [I, H], D [H, I].
+struct DenseCase {
+  int64_t N = 5, H = 12, I = 10;
+  std::vector<float> x, gy, G, U, D;
+};
+
+DenseCase dense_case(uint32_t seed) {
+  DenseCase c;
+  Rng rng(seed);
+  c.x = rng.uniform(c.N * c.H, -1, 1);
+  c.gy = rng.uniform(c.N * c.H, -1, 1);
+  c.G = rng.uniform(c.I * c.H, -0.6f, 0.6f);  // |G x| up to ~2: SiLU well off its linear part
+  c.U = rng.uniform(c.I * c.H, -0.5f, 0.5f);
+  c.D = rng.uniform(c.H * c.I, -0.5f, 0.5f);
+  return c;
+}
+
+struct DenseReference {
+  std::vector<double> y, grad_x, grad_G, grad_U, grad_D;
+};
+
+// Forward and the backward of sum(y * grad_y), one token at a time in double:
+// g = G x, u = U x, h = SiLU(g) u, y = D h; dh = D^T dy, dD = dy h^T, du = dh SiLU(g),
+// dg = dh u SiLU'(g), dU = du x^T, dG = dg x^T, dx = G^T dg + U^T du.
+DenseReference dense_reference(const DenseCase& c) {
+  const int64_t N = c.N, H = c.H, I = c.I;
+  DenseReference r;
+  r.y.assign(N * H, 0);
+  r.grad_x.assign(N * H, 0);
+  r.grad_G.assign(I * H, 0);
+  r.grad_U.assign(I * H, 0);
+  r.grad_D.assign(H * I, 0);
+  for (int64_t n = 0; n < N; ++n) {
+    const float* x = &c.x[n * H];
+    const float* gy = &c.gy[n * H];
+    std::vector<double> g(I, 0), u(I, 0), sig(I), h(I), dh(I, 0);
+    for (int64_t i = 0; i < I; ++i) {
+      for (int64_t k = 0; k < H; ++k) {
+        g[i] += double(c.G[i * H + k]) * x[k];
+        u[i] += double(c.U[i * H + k]) * x[k];
+      }
+      sig[i] = 1.0 / (1.0 + std::exp(-g[i]));
+      h[i] = g[i] * sig[i] * u[i];
+    }
+    for (int64_t k = 0; k < H; ++k) {
+      for (int64_t i = 0; i < I; ++i) {
+        r.y[n * H + k] += double(c.D[k * I + i]) * h[i];
+        r.grad_D[k * I + i] += double(gy[k]) * h[i];
+        dh[i] += double(c.D[k * I + i]) * gy[k];
+      }
+    }
+    for (int64_t i = 0; i < I; ++i) {
+      const double du = dh[i] * g[i] * sig[i];
+      const double dg = dh[i] * u[i] * sig[i] * (1.0 + g[i] * (1.0 - sig[i]));
+      for (int64_t k = 0; k < H; ++k) {
+        r.grad_U[i * H + k] += du * x[k];
+        r.grad_G[i * H + k] += dg * x[k];
+        r.grad_x[n * H + k] += double(c.G[i * H + k]) * dg + double(c.U[i * H + k]) * du;
+      }
+    }
+  }
+  return r;
+}
+
+SafeTensors dense_file(const DenseCase& c) {
+  SafeTensors st;
+  st.tensors["x"] = make_f32({c.N, c.H}, c.x);
+  st.tensors["grad_y"] = make_f32({c.N, c.H}, c.gy);
+  st.tensors["G"] = make_f32({c.I, c.H}, c.G);
+  st.tensors["U"] = make_f32({c.I, c.H}, c.U);
+  st.tensors["D"] = make_f32({c.H, c.I}, c.D);
+  return st;
+}
+
+TEST_F(LayerCommand, DenseMatchesTheSlowLoop) {
+  const DenseCase c = dense_case(11);
+  write_safetensors(in_path(), dense_file(c));
+  ASSERT_EQ(run("layer --method dense --in '" + in_path() + "' --out '" + out_path() + "'"), 0)
+      << err_;
+  const SafeTensors out = read_safetensors(out_path());
+  const DenseReference ref = dense_reference(c);
+  EXPECT_EQ(out.tensors.size(), 5u);  // y, grad_x, grad_G, grad_U, grad_D: no scores
+  EXPECT_EQ(out.tensors.count("scores"), 0u);
+  expect_close(out, "y", {c.N, c.H}, ref.y);
+  expect_close(out, "grad_x", {c.N, c.H}, ref.grad_x);
+  expect_close(out, "grad_G", {c.I, c.H}, ref.grad_G);
+  expect_close(out, "grad_U", {c.I, c.H}, ref.grad_U);
+  expect_close(out, "grad_D", {c.H, c.I}, ref.grad_D);
+  EXPECT_EQ(out.metadata.at("method"), "dense");
+  EXPECT_EQ(out.metadata.at("sizes"), "H=12 I=10 N=5");
+}
+
+TEST_F(LayerCommand, DenseRefusesMissingAndMisshapenWeights) {
+  const DenseCase c = dense_case(12);
+  auto in = dense_file(c);
+  in.tensors.erase("U");
+  write_safetensors(in_path(), in);
+  EXPECT_NE(run("layer --method dense --in '" + in_path() + "' --out '" + out_path() + "'"), 0);
+  EXPECT_NE(err_.find("no tensor 'U' (this method needs: x, grad_y, G, U, D)"), std::string::npos)
+      << err_;
+  in = dense_file(c);
+  in.tensors["D"] = make_f32({c.H, 9}, std::vector<float>(c.H * 9, 0.1f));
+  write_safetensors(in_path(), in);
+  EXPECT_NE(run("layer --method dense --in '" + in_path() + "' --out '" + out_path() + "'"), 0);
+  EXPECT_NE(err_.find("tensor 'D' has shape [12, 9], expected [H, I] = [12, 10]"),
+            std::string::npos)
+      << err_;
+  EXPECT_FALSE(fs::exists(out_path()));
+}
+
 TEST_F(LayerCommand, HelpListsEveryTensorName) {
   ASSERT_EQ(run("layer --help"), 0);
   std::ifstream f(dir_ / "stdout");
@@ -381,7 +492,8 @@ TEST_F(LayerCommand, HelpListsEveryTensorName) {
   for (const char* name :
        {"x [N, H]", "grad_y [N, H]", "A [E, r, H]", "B [E, I, r]", "U [E, I, H]", "D [E, H, I]",
         "gamma [E]", "bias [E]", "scores [N, E]", "grad_<name>", "routing_free", "moe.theta",
-        "moe.norm", "balancing loss is not included"}) {
+        "moe.norm", "balancing loss is not included", "--method dense", "G [I, H]", "D [H, I]",
+        "dense_width"}) {
     EXPECT_NE(help.find(name), std::string::npos) << name << "\n" << help;
   }
 }
