@@ -59,8 +59,13 @@ matrix: build
 tables: build
 	$(MOEBENCH) table --db $(DB) --format md
 
+# kernel benchmarks (MOEBENCH_BENCH_FULL=1 adds the 8192-token micro-batches) into $(DB)
 bench: build
 	$(BUILD)/bench_tokenizer --benchmark_counters_tabular=true
+	$(BUILD)/bench_kernels --benchmark_out=$(BUILD)/bench_kernels.json \
+	  --benchmark_out_format=json --benchmark_counters_tabular=true
+	$(MOEBENCH) bench import --json $(BUILD)/bench_kernels.json --db $(DB)
+	$(MOEBENCH) bench show --db $(DB)
 
 format:
 	find suite models baselines kernels datasets \( -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh' \) -print0 | xargs -0 -r clang-format -i

@@ -21,5 +21,8 @@ void add_layer_command(CLI::App& app, GlobalOptions& global);
 void add_table_commands(CLI::App& app, GlobalOptions& global);
 void add_train_command(CLI::App& app, GlobalOptions& global);
 void add_matrix_command(CLI::App& app, GlobalOptions& global);
+void add_flops_command(CLI::App& app, GlobalOptions& global);
+void add_eval_command(CLI::App& app, GlobalOptions& global);
+void add_bench_commands(CLI::App& app, GlobalOptions& global);
 
 }  // namespace moebench::cli

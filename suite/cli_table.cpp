@@ -39,7 +39,8 @@ void add_table_commands(CLI::App& app, GlobalOptions& /*global*/) {
       "table",
       "comparison table of the stored runs: one row per group (default method, size) with "
       "final val loss mean ± std over seeds, its delta against a baseline method, perplexity, "
-      "tokens/s, density, lambda, balance (CV, MaxVio, entropy) and wall time");
+      "each zero-shot task's primary accuracy (chance level in the header), tokens/s, density, "
+      "lambda, balance (CV, MaxVio, entropy, dead experts) and wall time");
   table->add_option("--db", args.db, "results database")->capture_default_str();
   table
       ->add_option("--group-by", args.options.group_by,

@@ -53,7 +53,9 @@ struct MoeConfig {
   // paper's mu*L_EB + (1-mu)*L_TB is eb_weight = mu, tb_weight = 1 - mu. A weight of 0 skips it.
   double eb_weight = 0.5;
   double tb_weight = 0.5;
-  bool mask_padding = true;  // false = the official code (padding counted in the balance stats)
+  // false = the official code (padding counted in the balance stats); for Switch also padding
+  // taking capacity, as in the reference Switch code.
+  bool mask_padding = true;
   bool lambda_bf16 = false;  // true = the official code's bf16 lambda quirk
 
   // Top-k, Switch, AoE, Self-Routing, dense (METHODS.md §2-§7)
@@ -67,6 +69,10 @@ struct MoeConfig {
   std::string remoe_variant = "original";  // original | rf_paper
   double remoe_alpha = 1.2;
   double remoe_lambda0 = 1e-8;
+  // ReMoE rf_paper variant (plain L1, per-micro-batch controller): its own λ₀ and η (ρ* is
+  // rho_target); the original variant ignores them.
+  double remoe_rf_lambda0 = 0.01;
+  double remoe_rf_eta = 0.1;
   std::string aoe_variant = "rf_paper";        // rf_paper | aoe_paper
   std::string self_routing_subspace = "last";  // last | first | strided
   std::string dense_width = "iso_active";      // iso_active | iso_param

@@ -38,6 +38,9 @@ int main(int argc, char** argv) {
   moebench::cli::add_table_commands(app, global);
   moebench::cli::add_train_command(app, global);
   moebench::cli::add_matrix_command(app, global);
+  moebench::cli::add_flops_command(app, global);
+  moebench::cli::add_eval_command(app, global);
+  moebench::cli::add_bench_commands(app, global);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

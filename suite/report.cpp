@@ -100,6 +100,14 @@ Stats stats_of(const std::vector<double>& values) {
 
 double mean_of(const std::vector<double>& values) { return stats_of(values).mean; }
 
+// "0.250 ± 0.014" (just the mean for one run); csv: the mean and the std as two fields.
+Cell mean_std_cell(const std::vector<double>& values, int digits) {
+  const Stats st = stats_of(values);
+  std::string text = fixed(st.mean, digits);
+  if (!std::isnan(st.std)) text += " ± " + fixed(st.std, digits);
+  return {text, {exact(st.mean), exact(st.std)}};
+}
+
 // --- reading the store ------------------------------------------------------------------------
 
 double as_double(const Value& v) {
@@ -148,11 +156,12 @@ void fill_steps(Store& store, RunSummary& s) {
   for (size_t i = n; i-- > 0 && std::isnan(s.lambda);) s.lambda = as_double(r.rows[i][2]);
 }
 
-void fill_balance(Store& store, RunSummary& s) {
+// One balance figure of each metric at the run's last step with layer summaries.
+std::map<std::string, double> last_balance(Store& store, const std::string& run_key) {
   const QueryResult r = store.query(
       "SELECT layer, metric, value FROM layer_stats WHERE run_key = ? AND expert = -1 AND "
       "step = (SELECT max(step) FROM layer_stats WHERE run_key = ? AND expert = -1)",
-      {s.run.run_key, s.run.run_key});
+      {run_key, run_key});
   std::map<std::string, double> overall;
   std::map<std::string, std::vector<double>> per_layer;
   for (const auto& row : r.rows) {
@@ -170,9 +179,77 @@ void fill_balance(Store& store, RunSummary& s) {
     if (auto it = per_layer.find(metric); it != per_layer.end()) return mean_of(it->second);
     return kNaN;
   };
-  s.cv = pick("cv");
-  s.maxvio = pick("maxvio");
-  s.entropy = pick("entropy");
+  std::map<std::string, double> out;
+  for (const auto& [metric, values] : per_layer) out[metric] = pick(metric);
+  for (const auto& [metric, value] : overall) out[metric] = pick(metric);
+  return out;
+}
+
+double balance_value(const std::map<std::string, double>& balance, const std::string& metric) {
+  const auto it = balance.find(metric);
+  return it == balance.end() ? kNaN : it->second;
+}
+
+void fill_balance(Store& store, RunSummary& s) {
+  const auto balance = last_balance(store, s.run.run_key);
+  s.cv = balance_value(balance, "cv");
+  s.maxvio = balance_value(balance, "maxvio");
+  s.entropy = balance_value(balance, "entropy");
+}
+
+// --- zero-shot columns --------------------------------------------------------------------------
+
+// A task column: the task and the metric it leads with ("imdb", "acc").
+using TaskMetric = std::pair<std::string, std::string>;
+
+struct TaskFigure {
+  double value = kNaN;
+  double chance = kNaN;
+};
+
+// Figures of one run beyond RunSummary: dead experts and each task's primary accuracy.
+struct RunExtras {
+  double dead = kNaN;
+  std::map<TaskMetric, TaskFigure> tasks;
+};
+
+// The evaluator marks a task's primary metric with a "primary_<metric>" row beside it (see
+// suite/evaluator.h); rows without a marker count "acc" as primary.
+constexpr const char* kPrimaryPrefix = "primary_";
+
+RunExtras read_extras(Store& store, const std::string& run_key) {
+  RunExtras x;
+  x.dead = balance_value(last_balance(store, run_key), "dead");
+  const QueryResult r = store.query(
+      "SELECT task, metric, value, chance, step FROM evals WHERE run_key = ? AND theta IS NULL "
+      "AND task NOT IN ('val', 'routing') ORDER BY step",
+      {run_key});
+  // Per task, the rows of its last evaluated step.
+  std::map<std::string, int64_t> last_step;
+  for (const auto& row : r.rows) last_step[to_string(row[0])] = as_int(row[4]);
+  std::map<std::string, std::map<std::string, TaskFigure>> at_last;
+  for (const auto& row : r.rows) {
+    const std::string task = to_string(row[0]);
+    if (as_int(row[4]) != last_step[task]) continue;
+    at_last[task][to_string(row[1])] = {as_double(row[2]), as_double(row[3])};
+  }
+  const std::string prefix = kPrimaryPrefix;
+  for (const auto& [task, metrics] : at_last) {
+    std::string primary = "acc";
+    for (const auto& [metric, figure] : metrics) {
+      if (metric.rfind(prefix, 0) == 0) primary = metric.substr(prefix.size());
+    }
+    const auto it = metrics.find(primary);
+    if (it != metrics.end()) x.tasks[{task, primary}] = it->second;
+  }
+  return x;
+}
+
+// Task columns in the evaluator's table order, then any other task by name.
+int task_rank(const std::string& task) {
+  static const std::vector<std::string> order = {"imdb", "cloze", "next_sentence", "wordnet"};
+  const auto it = std::find(order.begin(), order.end(), task);
+  return static_cast<int>(it - order.begin());
 }
 
 // --- grouping -----------------------------------------------------------------------------------
@@ -414,6 +491,8 @@ Table comparison_table(Store& store, const TableOptions& options) {
     throw ReportError("no runs in '" + store.path() + "': create some with `" +
                       std::string(kCreateRunsHint) + "`");
   }
+  std::map<std::string, RunExtras> extras;  // by run_key
+  for (const RunSummary& s : all) extras[s.run.run_key] = read_extras(store, s.run.run_key);
   std::vector<const RunSummary*> left_out;
   std::vector<const RunSummary*> included;
   for (const RunSummary& s : all) {
@@ -452,6 +531,21 @@ Table comparison_table(Store& store, const TableOptions& options) {
     }
   }
 
+  // One column per (task, primary metric) that any shown run has, with the task's chance level.
+  std::map<TaskMetric, double> task_chance;
+  for (const RunSummary* s : included) {
+    for (const auto& [tm, figure] : extras[s->run.run_key].tasks) {
+      double& chance = task_chance.emplace(tm, kNaN).first->second;
+      if (std::isnan(chance)) chance = figure.chance;
+    }
+  }
+  std::vector<TaskMetric> task_columns;
+  for (const auto& [tm, chance] : task_chance) task_columns.push_back(tm);
+  std::stable_sort(
+      task_columns.begin(), task_columns.end(), [](const TaskMetric& a, const TaskMetric& b) {
+        return std::make_pair(task_rank(a.first), a) < std::make_pair(task_rank(b.first), b);
+      });
+
   Table table;
   std::vector<std::string> notes;
   for (const auto& c : cols) table.columns.push_back({c, {c}, false});
@@ -460,13 +554,21 @@ Table comparison_table(Store& store, const TableOptions& options) {
                                              {"status", {"status"}, false},
                                              {"val loss", {"val_loss_mean", "val_loss_std"}, true},
                                              {delta_name, {"delta_val_loss"}, true},
-                                             {"ppl", {"ppl"}, true},
-                                             {"tok/s", {"tokens_per_s"}, true},
-                                             {"density", {"density"}, true},
+                                             {"ppl", {"ppl"}, true}});
+  for (const auto& [task, metric] : task_columns) {
+    const double chance = task_chance[{task, metric}];
+    std::string name = task + " " + metric;
+    if (!std::isnan(chance)) name += " (chance " + fixed(chance, 2) + ")";
+    const std::string csv = task + "_" + metric;
+    table.columns.push_back({name, {csv + "_mean", csv + "_std"}, true});
+  }
+  table.columns.insert(table.columns.end(), {{"tok/s", {"tokens_per_s"}, true},
+                                             {"density", {"density", "density_std"}, true},
                                              {"λ", {"lambda"}, true},
-                                             {"CV", {"cv"}, true},
-                                             {"MaxVio", {"maxvio"}, true},
-                                             {"entropy", {"entropy"}, true},
+                                             {"CV", {"cv", "cv_std"}, true},
+                                             {"MaxVio", {"maxvio", "maxvio_std"}, true},
+                                             {"entropy", {"entropy", "entropy_std"}, true},
+                                             {"dead", {"dead", "dead_std"}, true},
                                              {"wall", {"wall_s"}, true}});
 
   // The baseline group of a row: same key, method = baseline.
@@ -502,10 +604,13 @@ Table comparison_table(Store& store, const TableOptions& options) {
         const double d = std::log(g->published_ppl / base->published_ppl);
         delta = number_cell(printf_string("%+.3f", d), d);
       }
-      const Cell none{kNone, {""}};
       row.insert(row.end(), {Cell{"", {""}}, text_cell("published"), Cell{kNone, {"", ""}}, delta,
-                             number_cell(fixed(g->published_ppl, 2), g->published_ppl), none, none,
-                             none, none, none, none, none});
+                             number_cell(fixed(g->published_ppl, 2), g->published_ppl)});
+      // Nothing else is published for these rows: one empty cell per remaining column.
+      while (row.size() < table.columns.size()) {
+        const auto& column = table.columns[row.size()];
+        row.push_back({kNone, std::vector<std::string>(column.csv_names.size(), "")});
+      }
       table.rows.push_back(std::move(row));
       continue;
     }
@@ -544,7 +649,16 @@ Table comparison_table(Store& store, const TableOptions& options) {
 
     const double ppl = std::exp(g->loss.mean);
     row.push_back(number_cell(fixed(ppl, 2), ppl));
-    std::vector<double> speed, density, lambda, cv, maxvio, entropy, wall;
+    for (const TaskMetric& tm : task_columns) {
+      std::vector<double> values;
+      for (const RunSummary* s : g->runs) {
+        const auto& tasks = extras[s->run.run_key].tasks;
+        const auto it = tasks.find(tm);
+        values.push_back(it == tasks.end() ? kNaN : it->second.value);
+      }
+      row.push_back(mean_std_cell(values, 3));
+    }
+    std::vector<double> speed, density, lambda, cv, maxvio, entropy, dead, wall;
     for (const RunSummary* s : g->runs) {
       speed.push_back(s->tokens_per_s);
       density.push_back(s->density);
@@ -552,17 +666,17 @@ Table comparison_table(Store& store, const TableOptions& options) {
       cv.push_back(s->cv);
       maxvio.push_back(s->maxvio);
       entropy.push_back(s->entropy);
+      dead.push_back(extras[s->run.run_key].dead);
       wall.push_back(s->run.wall_s);
     }
-    const double m_speed = mean_of(speed), m_density = mean_of(density), m_lambda = mean_of(lambda),
-                 m_cv = mean_of(cv), m_maxvio = mean_of(maxvio), m_entropy = mean_of(entropy),
-                 m_wall = mean_of(wall);
+    const double m_speed = mean_of(speed), m_lambda = mean_of(lambda), m_wall = mean_of(wall);
     row.push_back(number_cell(tokens_per_s_text(m_speed), m_speed));
-    row.push_back(number_cell(fixed(m_density, 3), m_density));
+    row.push_back(mean_std_cell(density, 3));
     row.push_back(number_cell(lambda_text(m_lambda), m_lambda));
-    row.push_back(number_cell(fixed(m_cv, 3), m_cv));
-    row.push_back(number_cell(fixed(m_maxvio, 3), m_maxvio));
-    row.push_back(number_cell(fixed(m_entropy, 3), m_entropy));
+    row.push_back(mean_std_cell(cv, 3));
+    row.push_back(mean_std_cell(maxvio, 3));
+    row.push_back(mean_std_cell(entropy, 3));
+    row.push_back(mean_std_cell(dead, 2));
     row.push_back(number_cell(wall_text(m_wall), m_wall));
     table.rows.push_back(std::move(row));
   }
@@ -570,7 +684,13 @@ Table comparison_table(Store& store, const TableOptions& options) {
   // Footnotes: how the numbers were made, then anything the reader could misread.
   table.footnotes.push_back(
       "val loss: mean ± sample std over the runs of a row (last val eval, trained θ); "
-      "ppl = exp(mean val loss); balance figures at the last logged step, averaged over layers");
+      "ppl = exp(mean val loss); balance figures (mean ± std over the runs) at the last logged "
+      "step, averaged over layers; dead = experts per layer with load < 1/(8E)");
+  if (!task_columns.empty()) {
+    table.footnotes.push_back(
+        "zero-shot columns: each task's primary metric at its last evaluation (trained θ), mean ± "
+        "std over the runs; chance = accuracy of a uniform guess (DATA.md offline tasks)");
+  }
   if (method_col == cols.size()) {
     table.footnotes.push_back("Δ needs 'method' in --group-by: left empty");
   } else if (!any_baseline) {

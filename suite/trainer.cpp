@@ -18,6 +18,7 @@
 #include "models/balance_stats.h"
 #include "models/transformer.h"
 #include "suite/env_info.h"
+#include "suite/evaluator.h"
 #include "suite/store.h"
 
 namespace moebench {
@@ -37,6 +38,9 @@ std::string format_duration(double s) {
                    : fmt::format("{}m{:02d}s", t / 60, int(t % 60));
 }
 
+}  // namespace
+
+// Declared in suite/evaluator.h: `moebench eval` rebuilds checkpoints with it.
 models::ModelOptions model_options(const RunConfig& c, int64_t vocab_size) {
   models::ModelOptions o;
   o.vocab_size = vocab_size;
@@ -76,6 +80,8 @@ models::ModelOptions model_options(const RunConfig& c, int64_t vocab_size) {
   m.remoe_variant = c.moe.remoe_variant;
   m.remoe_alpha = c.moe.remoe_alpha;
   m.remoe_lambda0 = c.moe.remoe_lambda0;
+  m.remoe_rf_lambda0 = c.moe.remoe_rf_lambda0;
+  m.remoe_rf_eta = c.moe.remoe_rf_eta;
   m.aoe_variant = c.moe.aoe_variant;
   m.self_routing_subspace = c.moe.self_routing_subspace;
   if (m.method == "aoe" && m.aoe_variant == "aoe_paper") {
@@ -89,6 +95,8 @@ models::ModelOptions model_options(const RunConfig& c, int64_t vocab_size) {
                              : int64_t{effective_top_k(c.moe)} * c.moe.intermediate;
   return o;
 }
+
+namespace {
 
 // Active (token, expert) pairs / (real tokens · E), averaged over MoE layers; 1 for dense.
 // Measured from the routing itself, so every method reports it the same way.
@@ -128,6 +136,11 @@ class Trainer {
   void save_checkpoint();
   bool load_checkpoint();
   void write_eval(double val_loss, const models::BalanceStats& stats, Store& store);
+  // Routing flip rate on the first val batch against the snapshot beside the checkpoint; rows
+  // only when that snapshot is from an earlier step (a resumed run has written later ones).
+  std::vector<EvalRow> routing_flip();
+  // End of a done run: zero-shot tasks and the θ sweep, as store rows (printed unless quiet).
+  std::vector<EvalRow> final_evaluation();
 
   TrainOptions opts_;
   RunConfig cfg_;
@@ -138,6 +151,8 @@ class Trainer {
   models::Transformer model_{nullptr};
   std::unique_ptr<models::AuxController> controller_;
   std::unique_ptr<torch::optim::AdamW> optim_;
+  std::unique_ptr<data::BpeTokenizer> tokenizer_;  // for the zero-shot tasks
+  std::vector<data::EvalTask> eval_tasks_;
   std::filesystem::path ckpt_dir_;
   int64_t total_steps_ = 0;
   int accum_ = 1;
@@ -232,24 +247,9 @@ Trainer::Batch Trainer::to_tensors(const data::Batch& b) const {
 }
 
 double Trainer::val_loss(models::BalanceStats* stats) {
-  torch::NoGradGuard no_grad;
-  model_->eval();
-  const int micro = effective_micro_batch(cfg_.data);
-  int64_t batches = val_sampler_->num_samples() / micro;
-  if (cfg_.eval.val_batches > 0) batches = std::min<int64_t>(batches, cfg_.eval.val_batches);
-  double loss_sum = 0, tokens = 0;
-  for (int64_t b = 0; b < batches; ++b) {
-    std::vector<int64_t> ids(micro);
-    for (int i = 0; i < micro; ++i) ids[i] = b * micro + i;
-    const Batch batch = to_tensors(val_sampler_->make_batch(ids));
-    auto out = model_->forward(batch.inputs);
-    const double n = static_cast<double>(batch.real_tokens);
-    loss_sum += models::masked_lm_loss(out.logits, batch.targets, batch.mask).item<double>() * n;
-    tokens += n;
-    if (stats && !out.routing.empty()) stats->add(out.routing, batch.mask.reshape({-1}));
-  }
-  model_->train();
-  return tokens > 0 ? loss_sum / tokens : std::nan("");
+  return eval::validation_loss(*model_, *val_sampler_, effective_micro_batch(cfg_.data),
+                               cfg_.eval.val_batches, device_, stats)
+      .loss;
 }
 
 void Trainer::save_checkpoint() {
@@ -273,6 +273,9 @@ void Trainer::save_checkpoint() {
   j["controller"] = controller_ ? controller_->state() : std::map<std::string, double>{};
   j["run_key"] = run_key_;
   std::ofstream(ckpt_dir_ / "state.json.tmp") << j.dump(2);
+  // The config beside the tensors: `moebench eval --checkpoint DIR` rebuilds the model from it.
+  std::ofstream(ckpt_dir_ / "config.json.tmp") << to_canonical_json(cfg_);
+  std::filesystem::rename(ckpt_dir_ / "config.json.tmp", ckpt_dir_ / "config.json");
   // model.pt first, then state.json: state.json names the step the tensors belong to.
   std::filesystem::rename(tmp, ckpt_dir_ / "model.pt");
   std::filesystem::rename(ckpt_dir_ / "state.json.tmp", ckpt_dir_ / "state.json");
@@ -325,6 +328,56 @@ void Trainer::write_eval(double val_loss, const models::BalanceStats& stats, Sto
   store.append_layer_stats(run_key_, rows);
 }
 
+std::vector<EvalRow> Trainer::routing_flip() {
+  if (cfg_.moe.method == "dense") return {};
+  // The calibration batch: the first val batch, the same tokens at every eval point.
+  const int micro = effective_micro_batch(cfg_.data);
+  if (val_sampler_->num_samples() < micro) return {};
+  std::vector<int64_t> ids(micro);
+  for (int i = 0; i < micro; ++i) ids[i] = i;
+  const Batch calib = to_tensors(val_sampler_->make_batch(ids));
+  eval::MaskSnapshot now{state_.step, eval::routing_masks(*model_, calib.inputs, calib.mask)};
+  const auto path = ckpt_dir_ / "calib_masks.pt";
+  std::vector<EvalRow> rows;
+  if (std::filesystem::exists(path)) {
+    const eval::MaskSnapshot before = eval::load_masks(path);
+    // A snapshot from this step or later was written before an interruption: the resumed run
+    // repeats that trajectory exactly, and its rows are already stored.
+    if (before.step >= state_.step) return {};
+    rows = eval::flip_rows(eval::flip_rate(before.masks, now.masks), state_.step);
+  }
+  eval::save_masks(path, now);
+  return rows;
+}
+
+std::vector<EvalRow> Trainer::final_evaluation() {
+  std::vector<EvalRow> rows;
+  std::vector<eval::TaskScore> scores;
+  const auto scorer = eval::model_scorer(*model_, device_);
+  const auto encode = [this](const std::string& text) { return tokenizer_->encode(text); };
+  for (const auto& task : eval_tasks_) {
+    scores.push_back(
+        eval::score_task(task, encode, scorer, cfg_.model.seq_len, tokenizer_->eot_id()));
+    const auto r = eval::task_rows(scores.back(), state_.step);
+    rows.insert(rows.end(), r.begin(), r.end());
+  }
+  if (!opts_.quiet && !scores.empty()) fmt::print(stderr, "{}", eval::format_scores(scores));
+  if (!cfg_.eval.theta_sweep.empty() && cfg_.moe.method == "routing_free") {
+    const auto points =
+        eval::theta_sweep(*model_, *val_sampler_, effective_micro_batch(cfg_.data),
+                          cfg_.eval.val_batches, device_, cfg_.eval.theta_sweep, cfg_.moe.theta);
+    for (const auto& p : points) {
+      const auto r = eval::val_rows(p.val, state_.step, p.theta, p.density);
+      rows.insert(rows.end(), r.begin(), r.end());
+      if (!opts_.quiet) {
+        fmt::print(stderr, "  θ = {:<6g} val loss {:.4f} (ppl {:.2f}) density {:.3f}\n", p.theta,
+                   p.val.loss, p.val.ppl, p.density);
+      }
+    }
+  }
+  return rows;
+}
+
 TrainResult Trainer::run() {
   setup();
   TrainResult result;
@@ -337,7 +390,22 @@ TrainResult Trainer::run() {
     result.wall_s = existing->wall_s;
     return result;
   }
+  if (!cfg_.eval.theta_sweep.empty() && cfg_.moe.method != "routing_free" && !opts_.quiet) {
+    fmt::print(stderr, "note: eval.theta_sweep applies to routing_free only; skipped for {}\n",
+               cfg_.moe.method);
+  }
+  // The zero-shot tasks are built now, so that missing task data fails before training.
+  tokenizer_ =
+      std::make_unique<data::BpeTokenizer>(data::load_vocab(opts_.data_dir, cfg_.model.vocab));
+  eval_tasks_ = eval::load_eval_tasks(opts_.data_dir, cfg_.eval.tasks,
+                                      static_cast<size_t>(cfg_.eval.max_examples));
   const bool resumed = load_checkpoint();
+  // The flip rate's first reference: the routing at initialisation (replacing any snapshot a
+  // deleted run of the same key left behind).
+  if (!resumed) {
+    std::filesystem::remove(ckpt_dir_ / "calib_masks.pt");
+    routing_flip();
+  }
   const EnvInfo env = collect_env(cfg_.train.threads);
   RunRow row;
   row.run_key = run_key_;
@@ -349,7 +417,10 @@ TrainResult Trainer::run() {
   row.dirty = env.dirty;
   row.torch_version = env.torch_version;
   row.device = device_.is_cuda() ? "cuda" : fmt::format("cpu x{}", env.threads);
-  row.backend = kernels::backend_name(kernels::resolve_backend(cfg_.kernels.backend, device_));
+  // What the MoE layers will resolve on every forward: the model's device and dtype.
+  row.backend = kernels::backend_name(
+      kernels::resolve_backend(cfg_.kernels.backend, device_,
+                               cfg_.train.dtype == "bf16" ? torch::kBFloat16 : torch::kFloat));
   row.status_step = state_.step;
   store.begin_run(row);
   store.record_env({{"commit", env.commit},
@@ -390,7 +461,7 @@ TrainResult Trainer::run() {
       int64_t step_tokens = 0;
       for (int m = 0; m < accum_; ++m) {
         const Batch b = to_tensors(train_sampler_->batch(state_.step * accum_ + m));
-        auto out = model_->forward(b.inputs);
+        auto out = model_->forward(b.inputs, b.mask);
         auto lm = models::masked_lm_loss(out.logits, b.targets, b.mask);
         auto loss = lm;
         if (controller_) {
@@ -460,7 +531,11 @@ TrainResult Trainer::run() {
       if (eval_now) {
         models::BalanceStats stats;
         last_val = val_loss(&stats);
-        store.write([&] { write_eval(last_val, stats, store); });
+        const auto flips = routing_flip();
+        store.write([&] {
+          write_eval(last_val, stats, store);
+          store.append_evals(run_key_, flips);
+        });
         if (!opts_.quiet)
           fmt::print(stderr, "\n  val loss {:.4f} (ppl {:.2f})\n", last_val, std::exp(last_val));
       }
@@ -484,14 +559,25 @@ TrainResult Trainer::run() {
   } else if (status == "diverged") {
     store.finish_run(run_key_, RunStatus::kDiverged, state_.step, state_.wall_s, state_.tokens);
   } else {
-    models::BalanceStats stats;
-    last_val = val_loss(&stats);
+    // The trained weights are kept first: if the evaluation below fails, the run is marked
+    // 'failed' and the same command resumes at the last step and only re-runs the evaluation.
     save_checkpoint();
-    // Final evaluation rows and the 'done' status land together or not at all.
-    store.write([&] {
-      write_eval(last_val, stats, store);
-      store.finish_run(run_key_, RunStatus::kDone, state_.step, state_.wall_s, state_.tokens);
-    });
+    try {
+      models::BalanceStats stats;
+      last_val = val_loss(&stats);
+      auto extra = routing_flip();
+      const auto zero_shot = final_evaluation();
+      extra.insert(extra.end(), zero_shot.begin(), zero_shot.end());
+      // Final evaluation rows and the 'done' status land together or not at all.
+      store.write([&] {
+        write_eval(last_val, stats, store);
+        store.append_evals(run_key_, extra);
+        store.finish_run(run_key_, RunStatus::kDone, state_.step, state_.wall_s, state_.tokens);
+      });
+    } catch (...) {
+      store.finish_run(run_key_, RunStatus::kFailed, state_.step, state_.wall_s, state_.tokens);
+      throw;
+    }
     if (!opts_.quiet) {
       fmt::print(stderr, "run {} done: {} steps in {}, val loss {:.4f} (ppl {:.2f})\n", run_key_,
                  state_.step, format_duration(state_.wall_s), last_val, std::exp(last_val));

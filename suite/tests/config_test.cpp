@@ -99,6 +99,9 @@ TEST(ConfigTest, SMatchesMethodsTableAndRecipe) {
   EXPECT_EQ(c.moe.z_loss_coef, 1e-3);
   EXPECT_EQ(c.moe.remoe_alpha, 1.2);
   EXPECT_EQ(c.moe.remoe_lambda0, 1e-8);
+  // ReMoE's RF-paper variant (§4): λ₀ = 0.01, η = 0.1.
+  EXPECT_EQ(c.moe.remoe_rf_lambda0, 0.01);
+  EXPECT_EQ(c.moe.remoe_rf_eta, 0.1);
 }
 
 TEST(ConfigTest, MAndLMatchMethodsTable) {
@@ -284,6 +287,25 @@ TEST(ConfigTest, RangeErrorNamesKey) {
   EXPECT_EQ(load_config("S", {"model.hidden=1024", "model.head_dim=0"}).model.hidden, 1024);
 }
 
+TEST(ConfigTest, ReMoERfPaperLambdaAndEtaAreKeys) {
+  // Set from a file and from overrides; every other field keeps its S default.
+  TempDir dir;
+  const fs::path file = dir.write(
+      "remoe.toml",
+      "[moe]\nmethod = \"remoe\"\nremoe_variant = \"rf_paper\"\nremoe_rf_lambda0 = 0.002\n");
+  const RunConfig c = load_config(file.string(), {"moe.remoe_rf_eta=0.3"});
+  EXPECT_EQ(c.moe.remoe_rf_lambda0, 0.002);
+  EXPECT_EQ(c.moe.remoe_rf_eta, 0.3);
+  EXPECT_EQ(c.moe.remoe_lambda0, 1e-8);  // the original variant's λ₀ is a separate key
+  EXPECT_EQ(config_from_json(to_canonical_json(c)).moe.remoe_rf_eta, 0.3);
+  // λ is capped at 1 by the controller, so λ₀ must lie in [0, 1]; η must not be negative.
+  EXPECT_EQ(error_of([] { load_config("S", {"moe.remoe_rf_lambda0=1.5"}); }),
+            "config: moe.remoe_rf_lambda0 = 1.5 is out of range [0, 1]");
+  EXPECT_EQ(error_of([] { load_config("S", {"moe.remoe_rf_eta=-0.1"}); }),
+            "config: moe.remoe_rf_eta = -0.1 is out of range [0, inf)");
+  EXPECT_EQ(load_config("S", {"moe.remoe_rf_lambda0=1"}).moe.remoe_rf_lambda0, 1.0);
+}
+
 TEST(ConfigTest, BadNamesFilesAndSyntaxAreReported) {
   EXPECT_NE(error_of([] { load_config("XL"); }).find("'XL' is neither a named config"),
             std::string::npos);
@@ -368,6 +390,8 @@ TEST(ConfigTest, RunKeyChangesWithEveryFieldAndSeed) {
       {"moe.remoe_variant", "rf_paper"},
       {"moe.remoe_alpha", "1.1"},
       {"moe.remoe_lambda0", "0.01"},
+      {"moe.remoe_rf_lambda0", "0.5"},
+      {"moe.remoe_rf_eta", "0.05"},
       {"moe.aoe_variant", "aoe_paper"},
       {"moe.self_routing_subspace", "first"},
       {"moe.dense_width", "iso_param"},

@@ -1,0 +1,449 @@
+// The evaluator: lm-eval-style log-likelihood scoring, validation perplexity, θ sweep and routing
+// flip rate. Spec: shared/spec/DATA.md "Zero-shot evaluation available offline",
+// shared/spec/METHODS.md "Metrics every run reports".
+#include "suite/evaluator.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <stdexcept>
+
+#include "datasets/corpus.h"
+
+namespace moebench::eval {
+namespace {
+
+// Puts the model in eval mode for a scope and restores the mode it had (the trainer evaluates
+// in the middle of training).
+class EvalMode {
+ public:
+  explicit EvalMode(models::TransformerImpl& model)
+      : model_(model), was_training_(model.is_training()) {
+    model_.eval();
+  }
+  ~EvalMode() {
+    if (was_training_) model_.train();
+  }
+  EvalMode(const EvalMode&) = delete;
+  EvalMode& operator=(const EvalMode&) = delete;
+
+ private:
+  models::TransformerImpl& model_;
+  bool was_training_;
+};
+
+struct BatchTensors {
+  torch::Tensor inputs_BT, targets_BT, mask_BT;  // int64, int64, float
+  int64_t real_tokens = 0;
+};
+
+BatchTensors to_tensors(const data::Batch& b, torch::Device device) {
+  const std::vector<int64_t> shape = {b.batch_size, b.seq_len};
+  auto ints = [&](const std::vector<int32_t>& v) {
+    return torch::from_blob(const_cast<int32_t*>(v.data()), shape, torch::kInt32)
+        .to(torch::kLong)
+        .to(device);
+  };
+  auto mask = torch::from_blob(const_cast<uint8_t*>(b.mask.data()), shape, torch::kUInt8)
+                  .to(torch::kFloat)
+                  .to(device);
+  return {ints(b.inputs), ints(b.targets), mask, b.real_tokens};
+}
+
+Metric accuracy(const std::string& name, int64_t correct, int64_t n, double chance) {
+  const Interval ci = wilson_interval(correct, n);
+  return {name,    n > 0 ? static_cast<double>(correct) / static_cast<double>(n) : kNaN,
+          n,       ci.low,
+          ci.high, chance};
+}
+
+}  // namespace
+
+Interval wilson_interval(int64_t successes, int64_t n, double z) {
+  if (n <= 0) return {};
+  const double nn = static_cast<double>(n);
+  const double p = static_cast<double>(successes) / nn;
+  const double z2 = z * z;
+  const double denom = 1.0 + z2 / nn;
+  const double center = (p + z2 / (2.0 * nn)) / denom;
+  const double half = z / denom * std::sqrt(p * (1.0 - p) / nn + z2 / (4.0 * nn * nn));
+  return {std::max(0.0, center - half), std::min(1.0, center + half)};
+}
+
+ScoreRequest make_request(const EncodeFn& encode, const std::string& context,
+                          const std::string& continuation, int64_t max_seq_len, int32_t eot_id) {
+  if (max_seq_len < 1) throw std::invalid_argument("make_request: max_seq_len must be >= 1");
+  ScoreRequest r;
+  r.context = context.empty() ? std::vector<int32_t>{} : encode(context);
+  r.continuation = encode(continuation);
+  if (r.continuation.empty()) {
+    throw std::invalid_argument("eval item: the continuation '" + continuation +
+                                "' encodes to no tokens; every choice needs at least one");
+  }
+  if (r.context.empty()) r.context = {eot_id};
+  const auto T = static_cast<size_t>(max_seq_len);
+  if (r.continuation.size() > T) {
+    r.continuation.resize(T);
+    r.context = {r.context.back()};
+  } else {
+    const size_t keep = T + 1 - r.continuation.size();
+    if (r.context.size() > keep) {
+      r.context.erase(r.context.begin(), r.context.end() - static_cast<std::ptrdiff_t>(keep));
+    }
+  }
+  return r;
+}
+
+const Metric* TaskScore::find(const std::string& name) const {
+  for (const auto& m : metrics) {
+    if (m.name == name) return &m;
+  }
+  return nullptr;
+}
+
+TaskScore score_task(const data::EvalTask& task, const EncodeFn& encode, const ScoreFn& score,
+                     int64_t max_seq_len, int32_t eot_id) {
+  const bool mc = task.kind == data::TaskKind::kMultipleChoice;
+  std::vector<ScoreRequest> requests;
+  std::vector<size_t> first;  // index of each item's first request
+  for (size_t i = 0; i < task.items.size(); ++i) {
+    const auto& item = task.items[i];
+    if (item.choices.empty() || item.answer < 0 ||
+        item.answer >= static_cast<int>(item.choices.size())) {
+      throw std::invalid_argument(
+          fmt::format("task {}: item {} (doc {}) has {} choices and answer {}: rebuild the task",
+                      task.name, i, item.doc_id, item.choices.size(), item.answer));
+    }
+    first.push_back(requests.size());
+    if (mc) {
+      for (const auto& choice : item.choices) {
+        requests.push_back(make_request(encode, item.context, choice, max_seq_len, eot_id));
+      }
+    } else {
+      requests.push_back(
+          make_request(encode, item.context, item.choices[item.answer], max_seq_len, eot_id));
+    }
+  }
+  const std::vector<ScoreResult> results = score(requests);
+  if (results.size() != requests.size()) {
+    throw std::logic_error(
+        fmt::format("scorer returned {} results for {} requests", results.size(), requests.size()));
+  }
+
+  TaskScore out;
+  out.task = task.name;
+  out.primary_metric = task.primary_metric;
+  out.chance = task.chance;
+  out.n = static_cast<int64_t>(task.items.size());
+  if (mc) {
+    int64_t correct = 0, correct_norm = 0;
+    for (size_t i = 0; i < task.items.size(); ++i) {
+      const auto& item = task.items[i];
+      int best = 0, best_norm = 0;
+      double best_ll = -INFINITY, best_ll_norm = -INFINITY;
+      for (size_t c = 0; c < item.choices.size(); ++c) {
+        const double ll = results[first[i] + c].logprob;
+        const double ll_norm = ll / static_cast<double>(item.choices[c].size());
+        // Strict '>' keeps the lower index on ties.
+        if (ll > best_ll) best_ll = ll, best = static_cast<int>(c);
+        if (ll_norm > best_ll_norm) best_ll_norm = ll_norm, best_norm = static_cast<int>(c);
+      }
+      correct += best == item.answer;
+      correct_norm += best_norm == item.answer;
+    }
+    out.metrics.push_back(accuracy("acc", correct, out.n, task.chance));
+    out.metrics.push_back(accuracy("acc_norm", correct_norm, out.n, task.chance));
+  } else {
+    int64_t correct = 0, tokens = 0;
+    double logprob = 0;
+    for (size_t i = 0; i < task.items.size(); ++i) {
+      const ScoreResult& r = results[first[i]];
+      correct += r.greedy;
+      tokens += r.tokens;
+      logprob += r.logprob;
+    }
+    out.metrics.push_back(accuracy("acc", correct, out.n, task.chance));
+    Metric ppl{"target_ppl", tokens > 0 ? std::exp(-logprob / static_cast<double>(tokens)) : kNaN,
+               out.n,        kNaN,
+               kNaN,         kNaN};
+    out.metrics.push_back(ppl);
+  }
+  if (out.primary_metric.empty() || out.find(out.primary_metric) == nullptr) {
+    throw std::invalid_argument("task " + task.name + ": primary metric '" + task.primary_metric +
+                                "' is not one it reports (acc, acc_norm)");
+  }
+  return out;
+}
+
+ScoreFn model_scorer(models::TransformerImpl& model, torch::Device device, int64_t max_rows,
+                     int64_t max_batch_tokens) {
+  return [&model, device, max_rows, max_batch_tokens](const std::vector<ScoreRequest>& requests) {
+    std::vector<ScoreResult> out(requests.size());
+    const auto input_len = [&](size_t i) {
+      return static_cast<int64_t>(requests[i].context.size() + requests[i].continuation.size()) - 1;
+    };
+    // Longest first, so each batch holds similar lengths and the first row sets its width.
+    std::vector<size_t> order(requests.size());
+    std::iota(order.begin(), order.end(), size_t{0});
+    std::stable_sort(order.begin(), order.end(),
+                     [&](size_t a, size_t b) { return input_len(a) > input_len(b); });
+    const int64_t limit = model.opts.max_seq_len;
+    torch::NoGradGuard no_grad;
+    EvalMode mode(model);
+    size_t start = 0;
+    while (start < order.size()) {
+      const int64_t L = input_len(order[start]);
+      if (L > limit || L < 1) {
+        throw std::invalid_argument(fmt::format(
+            "scoring request of {} input tokens does not fit the model's window of {} (build "
+            "requests with make_request)",
+            L, limit));
+      }
+      size_t end = start + 1;
+      while (end < order.size() && static_cast<int64_t>(end - start) < max_rows &&
+             static_cast<int64_t>(end - start + 1) * L <= max_batch_tokens) {
+        ++end;
+      }
+      const auto B = static_cast<int64_t>(end - start);
+      std::vector<int64_t> ids(static_cast<size_t>(B * L), 0);  // padding id 0: never scored
+      std::vector<float> real(static_cast<size_t>(B * L), 0.0f);
+      for (int64_t b = 0; b < B; ++b) {
+        const ScoreRequest& r = requests[order[start + b]];
+        int64_t t = 0;
+        for (int32_t id : r.context) real[b * L + t] = 1, ids[b * L + t++] = id;
+        for (size_t k = 0; k + 1 < r.continuation.size(); ++k) {
+          real[b * L + t] = 1, ids[b * L + t++] = r.continuation[k];
+        }
+      }
+      const auto inputs_BT = torch::from_blob(ids.data(), {B, L}, torch::kLong).clone().to(device);
+      const auto mask_BT = torch::from_blob(real.data(), {B, L}, torch::kFloat).clone().to(device);
+      // The mask keeps padding out of routing decisions that couple tokens (Switch capacity).
+      const auto logits_BTV = model.forward(inputs_BT, mask_BT).logits;
+      for (int64_t b = 0; b < B; ++b) {
+        const ScoreRequest& r = requests[order[start + b]];
+        const auto k = static_cast<int64_t>(r.continuation.size());
+        const auto c = static_cast<int64_t>(r.context.size());
+        // Position c-1 (the last context token) predicts the first continuation token.
+        const auto logits_KV = logits_BTV[b].narrow(0, c - 1, k).to(torch::kFloat);
+        std::vector<int64_t> target(r.continuation.begin(), r.continuation.end());
+        const auto target_K = torch::from_blob(target.data(), {k}, torch::kLong).clone().to(device);
+        const auto logprob_K =
+            torch::log_softmax(logits_KV, -1).gather(1, target_K.unsqueeze(1)).squeeze(1);
+        ScoreResult& res = out[order[start + b]];
+        res.logprob = logprob_K.to(torch::kDouble).sum().item<double>();
+        res.tokens = k;
+        res.greedy = logits_KV.argmax(-1).eq(target_K).all().item<bool>();
+      }
+      start = end;
+    }
+    return out;
+  };
+}
+
+ValResult validation_loss(models::TransformerImpl& model, const data::BatchSampler& sampler,
+                          int micro_batch, int64_t max_batches, torch::Device device,
+                          models::BalanceStats* stats) {
+  if (micro_batch < 1) throw std::invalid_argument("validation_loss: micro_batch must be >= 1");
+  torch::NoGradGuard no_grad;
+  EvalMode mode(model);
+  int64_t batches = sampler.num_samples() / micro_batch;
+  if (max_batches > 0) batches = std::min(batches, max_batches);
+  double nll = 0;
+  ValResult r;
+  for (int64_t b = 0; b < batches; ++b) {
+    std::vector<int64_t> ids(micro_batch);
+    for (int i = 0; i < micro_batch; ++i) ids[i] = b * micro_batch + i;
+    const BatchTensors batch = to_tensors(sampler.make_batch(ids), device);
+    auto out = model.forward(batch.inputs_BT, batch.mask_BT);
+    const auto logprob_BT = torch::log_softmax(out.logits.to(torch::kFloat), -1)
+                                .gather(-1, batch.targets_BT.unsqueeze(-1))
+                                .squeeze(-1);
+    // Sum in double over real tokens: a token-weighted mean over all batches, not a mean of
+    // batch means (which would overweight short, heavily padded batches).
+    nll -= (logprob_BT.to(torch::kDouble) * batch.mask_BT.to(torch::kDouble)).sum().item<double>();
+    r.tokens += batch.real_tokens;
+    r.sequences += micro_batch;
+    if (stats && !out.routing.empty()) stats->add(out.routing, batch.mask_BT.reshape({-1}));
+  }
+  if (r.tokens > 0) {
+    r.loss = nll / static_cast<double>(r.tokens);
+    r.ppl = std::exp(r.loss);
+  }
+  return r;
+}
+
+std::vector<ThetaPoint> theta_sweep(models::TransformerImpl& model,
+                                    const data::BatchSampler& sampler, int micro_batch,
+                                    int64_t max_batches, torch::Device device,
+                                    const std::vector<double>& thetas, double trained_theta) {
+  if (model.opts.moe.method != "routing_free") {
+    throw std::invalid_argument("the θ sweep needs a routing_free model; this one is '" +
+                                model.opts.moe.method + "'");
+  }
+  std::vector<ThetaPoint> out;
+  try {
+    for (double theta : thetas) {
+      model.set_theta(theta);
+      models::BalanceStats stats;
+      ThetaPoint p;
+      p.theta = theta;
+      p.val = validation_loss(model, sampler, micro_batch, max_batches, device, &stats);
+      if (stats.num_layers() > 0) p.density = stats.mean_summary().at("density");
+      out.push_back(p);
+    }
+  } catch (...) {
+    model.set_theta(trained_theta);
+    throw;
+  }
+  model.set_theta(trained_theta);
+  return out;
+}
+
+std::vector<torch::Tensor> routing_masks(models::TransformerImpl& model,
+                                         const torch::Tensor& inputs_BT,
+                                         const torch::Tensor& mask_BT) {
+  torch::NoGradGuard no_grad;
+  EvalMode mode(model);
+  const auto out = model.forward(inputs_BT, mask_BT);
+  const auto keep = mask_BT.reshape({-1}).to(torch::kBool).nonzero().squeeze(1);
+  std::vector<torch::Tensor> masks;
+  for (const auto& layer : out.routing) {
+    masks.push_back(layer.active_NE.index_select(0, keep).to(torch::kBool).to(torch::kCPU));
+  }
+  return masks;
+}
+
+FlipRate flip_rate(const std::vector<torch::Tensor>& before,
+                   const std::vector<torch::Tensor>& after) {
+  if (before.size() != after.size()) {
+    throw std::invalid_argument(
+        fmt::format("flip rate: {} layers before, {} after (snapshots of different models?)",
+                    before.size(), after.size()));
+  }
+  FlipRate r;
+  if (before.empty()) return r;
+  double entry = 0, token = 0;
+  for (size_t l = 0; l < before.size(); ++l) {
+    const auto& a = before[l];
+    const auto& b = after[l];
+    if (a.dim() != 2 || a.sizes() != b.sizes()) {
+      throw std::invalid_argument(fmt::format(
+          "flip rate: layer {} masks have shapes {} and {}; both must be the same [N, E]", l,
+          fmt::join(a.sizes().vec(), "x"), fmt::join(b.sizes().vec(), "x")));
+    }
+    const auto changed_NE = a.to(torch::kBool).ne(b.to(torch::kBool));
+    const auto n = static_cast<double>(a.size(0));
+    if (a.numel() > 0) {
+      entry +=
+          static_cast<double>(changed_NE.sum().item<int64_t>()) / static_cast<double>(a.numel());
+      token += static_cast<double>(changed_NE.any(1).sum().item<int64_t>()) / n;
+    }
+    r.tokens = a.size(0);
+  }
+  r.entry = entry / static_cast<double>(before.size());
+  r.token = token / static_cast<double>(before.size());
+  return r;
+}
+
+void save_masks(const std::filesystem::path& path, const MaskSnapshot& snapshot) {
+  if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
+  torch::serialize::OutputArchive archive;
+  archive.write("step", torch::tensor(snapshot.step, torch::kLong));
+  archive.write("layers", torch::tensor(static_cast<int64_t>(snapshot.masks.size()), torch::kLong));
+  for (size_t l = 0; l < snapshot.masks.size(); ++l) {
+    archive.write("layer" + std::to_string(l), snapshot.masks[l].to(torch::kCPU));
+  }
+  const auto tmp = std::filesystem::path(path.string() + ".tmp");
+  archive.save_to(tmp.string());
+  std::filesystem::rename(tmp, path);
+}
+
+MaskSnapshot load_masks(const std::filesystem::path& path) {
+  torch::serialize::InputArchive archive;
+  archive.load_from(path.string(), torch::kCPU);
+  MaskSnapshot s;
+  torch::Tensor step, layers;
+  archive.read("step", step);
+  archive.read("layers", layers);
+  s.step = step.item<int64_t>();
+  for (int64_t l = 0; l < layers.item<int64_t>(); ++l) {
+    torch::Tensor m;
+    archive.read("layer" + std::to_string(l), m);
+    s.masks.push_back(m);
+  }
+  return s;
+}
+
+void check_task_names(const std::vector<std::string>& names) {
+  const auto& known = data::eval_task_names();
+  for (const auto& n : names) {
+    if (std::find(known.begin(), known.end(), n) == known.end()) {
+      throw std::invalid_argument(
+          fmt::format("unknown eval task '{}' (known: {})", n, fmt::join(known, ", ")));
+    }
+  }
+}
+
+std::vector<data::EvalTask> load_eval_tasks(const std::filesystem::path& data_dir,
+                                            const std::vector<std::string>& names,
+                                            size_t max_items) {
+  check_task_names(names);
+  std::vector<data::EvalTask> tasks;
+  if (names.empty()) return tasks;
+  const auto docs = data::load_corpus(data_dir);
+  const auto splits = data::assign_splits(docs);
+  for (const auto& n : names) {
+    tasks.push_back(data::build_eval_task(n, docs, splits, data_dir, max_items));
+  }
+  return tasks;
+}
+
+std::vector<EvalRow> task_rows(const TaskScore& score, int64_t step, std::optional<double> theta) {
+  std::vector<EvalRow> rows;
+  for (const auto& m : score.metrics) {
+    rows.push_back({score.task, m.name, m.value, m.n, m.ci_low, m.ci_high, m.chance, theta, step});
+    if (m.name == score.primary_metric) {
+      rows.push_back({score.task, kPrimaryPrefix + m.name, m.value, m.n, m.ci_low, m.ci_high,
+                      m.chance, theta, step});
+    }
+  }
+  return rows;
+}
+
+std::vector<EvalRow> val_rows(const ValResult& val, int64_t step, std::optional<double> theta,
+                              double density) {
+  std::vector<EvalRow> rows;
+  rows.push_back({"val", "loss", val.loss, val.sequences, kNaN, kNaN, kNaN, theta, step});
+  rows.push_back({"val", "ppl", val.ppl, val.sequences, kNaN, kNaN, kNaN, theta, step});
+  if (!std::isnan(density)) {
+    rows.push_back({"val", "density", density, val.sequences, kNaN, kNaN, kNaN, theta, step});
+  }
+  return rows;
+}
+
+std::vector<EvalRow> flip_rows(const FlipRate& flip, int64_t step) {
+  return {{"routing", "flip_rate", flip.entry, flip.tokens, kNaN, kNaN, kNaN, std::nullopt, step},
+          {"routing", "token_flip_rate", flip.token, flip.tokens, kNaN, kNaN, kNaN, std::nullopt,
+           step}};
+}
+
+std::string format_scores(const std::vector<TaskScore>& scores) {
+  std::string out = fmt::format("{:<14} {:<11} {:>8} {:>17} {:>7} {:>6}\n", "task", "metric",
+                                "value", "95% CI", "chance", "n");
+  for (const auto& s : scores) {
+    for (const auto& m : s.metrics) {
+      const std::string ci =
+          std::isnan(m.ci_low) ? "-" : fmt::format("[{:.3f}, {:.3f}]", m.ci_low, m.ci_high);
+      const std::string chance = std::isnan(m.chance) ? "-" : fmt::format("{:.3f}", m.chance);
+      const std::string name = m.name + (m.name == s.primary_metric ? " *" : "");
+      out += fmt::format("{:<14} {:<11} {:>8.4f} {:>17} {:>7} {:>6}\n", s.task, name, m.value, ci,
+                         chance, m.n);
+    }
+  }
+  out += "* the task's primary metric\n";
+  return out;
+}
+
+}  // namespace moebench::eval
