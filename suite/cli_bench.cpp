@@ -16,12 +16,9 @@
 #include <stdexcept>
 
 #include "suite/cli.h"
+#include "suite/env_info.h"
 #include "suite/report.h"
 #include "suite/store.h"
-
-#ifndef MOEBENCH_COMMIT
-#define MOEBENCH_COMMIT "unknown"
-#endif
 
 namespace moebench::cli {
 namespace {
@@ -277,7 +274,12 @@ void add_bench_commands(CLI::App& app, GlobalOptions& /*global*/) {
       ->capture_default_str();
   import->callback([] {
     // Parse everything before opening the store: a bad file leaves no database and no rows.
-    const ImportResult r = parse_benchmark_json(read_file(args.json), args.json, MOEBENCH_COMMIT);
+    // The source tree's commit now (make bench imports right after running the benchmark),
+    // marked "-dirty" when tracked files differ from it.
+    bool dirty = false;
+  std::string commit = source_commit(&dirty);
+  if (dirty) commit += "-dirty";
+  const ImportResult r = parse_benchmark_json(read_file(args.json), args.json, commit);
   for (const auto& s : r.skipped) fmt::print(stderr, "skipped (benchmark error): {}\n", s);
   if (r.rows.empty()) {
     throw std::runtime_error(args.json + ": no benchmark results to import (" +

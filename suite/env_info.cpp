@@ -66,16 +66,22 @@ int configure_threads(int threads) {
   return n;
 }
 
-EnvInfo collect_env(int threads) {
-  EnvInfo env;
-  env.threads = configure_threads(threads);
+std::string source_commit(bool* dirty) {
   const std::string src = MOEBENCH_SOURCE_DIR;
   const std::string head =
       run_command("git -C '" + src + "' rev-parse --short=12 HEAD 2>/dev/null");
-  env.commit = head.empty() ? MOEBENCH_COMMIT : head;
-  env.dirty = !head.empty() && !run_command("git -C '" + src +
-                                            "' status --porcelain --untracked-files=no 2>/dev/null")
-                                    .empty();
+  if (dirty) {
+    *dirty = !head.empty() && !run_command("git -C '" + src +
+                                           "' status --porcelain --untracked-files=no 2>/dev/null")
+                                   .empty();
+  }
+  return head.empty() ? MOEBENCH_COMMIT : head;
+}
+
+EnvInfo collect_env(int threads) {
+  EnvInfo env;
+  env.threads = configure_threads(threads);
+  env.commit = source_commit(&env.dirty);
   env.torch_version = TORCH_VERSION;
   env.torch_cuda = torch::cuda::is_available();
   env.torch_cuda_devices = env.torch_cuda ? static_cast<int>(torch::cuda::device_count()) : 0;

@@ -20,6 +20,11 @@ struct EnvInfo {
   double matmul_gflops = 0;
 };
 
+// The source tree's commit (git HEAD, 12 hex digits) and whether tracked files differ from it,
+// asked at run time: the build-time MOEBENCH_COMMIT goes stale until CMake reconfigures. Falls
+// back to MOEBENCH_COMMIT (dirty = false) when git or the tree is not there.
+std::string source_commit(bool* dirty);
+
 // Sets LibTorch's thread count (0 = all cores) and returns it.
 int configure_threads(int threads);
 // Also sets the thread count, and runs a short 1024^3 matmul to measure the BLAS.
