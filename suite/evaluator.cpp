@@ -34,10 +34,14 @@ class EvalMode {
   bool was_training_;
 };
 
-struct BatchTensors {
-  torch::Tensor inputs_BT, targets_BT, mask_BT;  // int64, int64, float
-  int64_t real_tokens = 0;
-};
+Metric accuracy(const std::string& name, int64_t correct, int64_t n, double chance) {
+  const Interval ci = wilson_interval(correct, n);
+  return {name,    n > 0 ? static_cast<double>(correct) / static_cast<double>(n) : kNaN,
+          n,       ci.low,
+          ci.high, chance};
+}
+
+}  // namespace
 
 BatchTensors to_tensors(const data::Batch& b, torch::Device device) {
   const std::vector<int64_t> shape = {b.batch_size, b.seq_len};
@@ -51,15 +55,6 @@ BatchTensors to_tensors(const data::Batch& b, torch::Device device) {
                   .to(device);
   return {ints(b.inputs), ints(b.targets), mask, b.real_tokens};
 }
-
-Metric accuracy(const std::string& name, int64_t correct, int64_t n, double chance) {
-  const Interval ci = wilson_interval(correct, n);
-  return {name,    n > 0 ? static_cast<double>(correct) / static_cast<double>(n) : kNaN,
-          n,       ci.low,
-          ci.high, chance};
-}
-
-}  // namespace
 
 Interval wilson_interval(int64_t successes, int64_t n, double z) {
   if (n <= 0) return {};

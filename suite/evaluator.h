@@ -114,6 +114,14 @@ TaskScore score_task(const data::EvalTask& task, const EncodeFn& encode, const S
 ScoreFn model_scorer(models::TransformerImpl& model, torch::Device device, int64_t max_rows = 32,
                      int64_t max_batch_tokens = 4096);
 
+// A sampler batch as tensors on `device`: ids as int64 [B, T], the padding mask as float [B, T]
+// (1 = real token). The trainer and the evaluator read batches through this one function.
+struct BatchTensors {
+  torch::Tensor inputs_BT, targets_BT, mask_BT;
+  int64_t real_tokens = 0;
+};
+BatchTensors to_tensors(const data::Batch& b, torch::Device device);
+
 // Validation loss over the first `max_batches` batches of `micro_batch` sequences of the
 // sampler's split, in order (0 = all): the token-weighted mean cross-entropy over real tokens
 // (padding excluded); perplexity = exp(loss) (METHODS.md, "Perplexity = exp(validation loss)").

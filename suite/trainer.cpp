@@ -234,16 +234,8 @@ double Trainer::lr_at(int64_t step) const {
 }
 
 Trainer::Batch Trainer::to_tensors(const data::Batch& b) const {
-  const std::vector<int64_t> shape = {b.batch_size, b.seq_len};
-  auto ints = [&](const std::vector<int32_t>& v) {
-    return torch::from_blob(const_cast<int32_t*>(v.data()), shape, torch::kInt32)
-        .to(torch::kLong)
-        .to(device_);
-  };
-  auto mask = torch::from_blob(const_cast<uint8_t*>(b.mask.data()), shape, torch::kUInt8)
-                  .to(torch::kFloat)
-                  .to(device_);
-  return {ints(b.inputs), ints(b.targets), mask, b.real_tokens};
+  auto t = eval::to_tensors(b, device_);
+  return {t.inputs_BT, t.targets_BT, t.mask_BT, t.real_tokens};
 }
 
 double Trainer::val_loss(models::BalanceStats* stats) {
