@@ -133,13 +133,7 @@ void run_eval(const EvalArgs& args, bool db_given, const GlobalOptions& global) 
       static_cast<size_t>(args.max_items >= 0 ? args.max_items : cfg.eval.max_examples);
 
   configure_threads(global.threads > 0 ? global.threads : cfg.train.threads);
-  if (cfg.train.device == "cuda" && !torch::cuda::is_available()) {
-    throw std::runtime_error("train.device=cuda but LibTorch sees no CUDA device");
-  }
-  const torch::Device device =
-      (cfg.train.device == "cuda" || (cfg.train.device == "auto" && torch::cuda::is_available()))
-          ? torch::Device(torch::kCUDA)
-          : torch::Device(torch::kCPU);
+  const torch::Device device = run_device(cfg);
   if (cfg.train.dtype == "bf16" && device.is_cpu()) {
     throw std::runtime_error(
         "the run was trained in bf16, which needs a CUDA device; --set train.dtype=fp32 "

@@ -41,6 +41,15 @@ std::string format_duration(double s) {
 }  // namespace
 
 // Declared in suite/evaluator.h: `moebench eval` rebuilds checkpoints with it.
+torch::Device run_device(const RunConfig& cfg) {
+  if (cfg.train.device == "cuda" && !torch::cuda::is_available()) {
+    throw std::runtime_error("train.device=cuda but LibTorch sees no CUDA device");
+  }
+  const bool cuda =
+      cfg.train.device == "cuda" || (cfg.train.device == "auto" && torch::cuda::is_available());
+  return cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+}
+
 models::ModelOptions model_options(const RunConfig& c, int64_t vocab_size) {
   models::ModelOptions o;
   o.vocab_size = vocab_size;
@@ -162,13 +171,7 @@ class Trainer {
 void Trainer::setup() {
   moebench::validate(cfg_);
   run_key_ = run_key(cfg_);
-  if (cfg_.train.device == "cuda" && !torch::cuda::is_available()) {
-    throw std::runtime_error("train.device=cuda but LibTorch sees no CUDA device");
-  }
-  device_ =
-      (cfg_.train.device == "cuda" || (cfg_.train.device == "auto" && torch::cuda::is_available()))
-          ? torch::Device(torch::kCUDA)
-          : torch::Device(torch::kCPU);
+  device_ = run_device(cfg_);
   if (cfg_.train.dtype == "bf16" && device_.is_cpu()) {
     throw std::runtime_error(
         "train.dtype=bf16 needs a CUDA device; on the CPU use --set train.dtype=fp32 (the tiny "
