@@ -4,6 +4,8 @@
 
 #include <stdexcept>
 
+#include "baselines/topk.h"
+
 namespace moebench::baselines {
 
 int64_t aoe_wide_intermediate(int64_t H, int64_t I, int64_t r) {
@@ -39,8 +41,55 @@ models::PolicyOutput AoePolicyImpl::route(const torch::Tensor& x_NH) {
   out.gate_in = z_NEr.reshape({N * experts_, rank_});
   out.gate_in_per_pair = true;
   out.scores_NE = torch::softmax(norm_NE, -1);
-  out.active_NE = torch::zeros_like(norm_NE, torch::kBool).scatter_(1, top_i, true);
   return out;
+}
+
+const models::MethodSpec& aoe_method() {
+  static const models::MethodSpec spec = [] {
+    models::MethodSpec m;
+    m.name = "aoe";
+    m.title = "AoE";
+    m.summary =
+        "Autonomy-of-Experts (METHODS.md §5): z_e = A_e x, s_e = ||z_e||, the top-K norms\n"
+        "(K = moe.top_k, default E/4) win with weights softmax over those K norms,\n"
+        "y = sum over chosen e of w_e * D_e (SiLU(B_e z_e) * U_e x); scores = softmax over\n"
+        "all E norms";
+    m.options = models::option_schema<AoeOptions>();
+    m.make_policy = [](int64_t hidden, const models::MoeOptions& o, double init_std) {
+      return std::make_shared<AoePolicyImpl>(hidden, o, init_std);
+    };
+    // The AoE paper's variant: the HF pooled loss over every layer's tokens, P = softmax of all
+    // E norms (scores_NE). The RF-paper variant has no aux loss.
+    m.make_controller = [](const models::MoeOptions& o,
+                           int64_t /*layers*/) -> std::unique_ptr<models::AuxController> {
+      const auto a = o.method_options<AoeOptions>();
+      if (a.aoe_variant == "aoe_paper") return std::make_unique<PooledBalanceLoss>(o, a.aux_coef);
+      if (a.aoe_variant != "rf_paper") {
+        throw std::invalid_argument("moe.aoe_variant must be rf_paper or aoe_paper, not '" +
+                                    a.aoe_variant + "'");
+      }
+      return nullptr;
+    };
+    // Parameter-matched width (METHODS.md §5). r is fixed first from the ORIGINAL intermediate
+    // (moe.rank, or I/4), so widening leaves it unchanged.
+    m.adjust = [](models::MoeOptions& o, int64_t hidden) {
+      if (o.method_options<AoeOptions>().aoe_variant != "aoe_paper") return;
+      o.rank = o.effective_rank();
+      o.intermediate = aoe_wide_intermediate(hidden, o.intermediate, o.rank);
+    };
+    m.macs = [](const models::MoeOptions& o, int64_t hidden, double /*density*/) {
+      return models::FfnMacs{
+          static_cast<double>(o.experts * o.effective_rank() * hidden),
+          static_cast<double>(o.effective_top_k()) * models::low_rank_expert_macs(o, hidden)};
+    };
+    m.layer_weights = models::expert_layer_weights(
+        {models::policy_weight("A", {"E", "r", "H"},
+                               "low-rank projection (norm score and gate "
+                               "input)")},
+        /*low_rank=*/true);
+    return m;
+  }();
+  return spec;
 }
 
 }  // namespace moebench::baselines

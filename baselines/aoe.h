@@ -2,9 +2,27 @@
 // itself by the norm of its own low-rank projection, top-K norms win, softmax over the winners.
 #pragma once
 
+#include "models/method.h"
 #include "models/moe.h"
 
 namespace moebench::baselines {
+
+// The `moe` keys of AoE (METHODS.md §5); K is the shared moe.top_k, r the shared moe.rank.
+struct AoeOptions {
+  // rf_paper: no aux loss, width as given. aoe_paper: pooled aux α·E·Σ f_e P_e with α =
+  // aux_coef, experts widened to aoe_wide_intermediate (parameter-matched).
+  std::string aoe_variant = "rf_paper";
+  double aux_coef = 0.01;
+  template <class F>
+  void fields(F&& f) {
+    using namespace models;
+    f("aoe_variant", aoe_variant, one_of({"rf_paper", "aoe_paper"}),
+      "rf_paper (as the Routing-Free paper ran it) or aoe_paper (aux loss, widened experts)");
+    f("aux_coef", aux_coef, at_least(0), "load-balancing loss coefficient alpha");
+  }
+};
+
+const models::MethodSpec& aoe_method();
 
 // Expert width d_wide that gives an AoE expert (A [r×H], B [d×r], U [d×H], D [H×d]) the
 // parameter count of a full-rank SwiGLU expert of width I (3·H·I):

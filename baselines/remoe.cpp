@@ -4,7 +4,7 @@
 
 #include <stdexcept>
 
-#include "models/routing_free.h"
+#include "models/lambda_rule.h"
 
 namespace moebench::baselines {
 
@@ -17,9 +17,8 @@ models::PolicyOutput ReMoEPolicyImpl::route(const torch::Tensor& x_NH) {
   const auto dt = at::promote_types(x_NH.scalar_type(), torch::kFloat);
   models::PolicyOutput out;
   out.scores_NE = torch::relu(torch::linear(x_NH.to(dt), router_EH.to(dt)));
-  out.active_NE = out.scores_NE.detach() > 0;
   // Only R_e > 0 pairs are computed: R_e = 0 pairs would add 0 and get no gradient anyway.
-  out.routing = kernels::routing_from_mask(out.active_NE, out.scores_NE);
+  out.routing = kernels::routing_from_mask(out.scores_NE.detach() > 0, out.scores_NE);
   out.gate_in = x_NH;
   return out;
 }
@@ -32,12 +31,16 @@ torch::Tensor remoe_load_weighted_l1(const torch::Tensor& R_NE, const torch::Ten
 }
 
 ReMoEBalance::ReMoEBalance(const models::MoeOptions& opts)
-    : opts_(opts), rf_paper_(opts.remoe_variant == "rf_paper"), k_(opts.effective_top_k()) {
-  if (!rf_paper_ && opts.remoe_variant != "original") {
+    : mask_padding_(opts.mask_padding),
+      experts_(opts.experts),
+      opts_(opts.method_options<ReMoEOptions>()),
+      rf_paper_(opts_.remoe_variant == "rf_paper"),
+      k_(opts.effective_top_k()) {
+  if (!rf_paper_ && opts_.remoe_variant != "original") {
     throw std::invalid_argument("moe.remoe_variant must be original or rf_paper, not '" +
-                                opts.remoe_variant + "'");
+                                opts_.remoe_variant + "'");
   }
-  lambda_ = static_cast<float>(rf_paper_ ? opts.remoe_rf_lambda0 : opts.remoe_lambda0);
+  lambda_ = static_cast<float>(rf_paper_ ? opts_.remoe_rf_lambda0 : opts_.remoe_lambda0);
 }
 
 float ReMoEBalance::next_lambda(float lambda, double sparsity, double target, double alpha) {
@@ -48,7 +51,7 @@ float ReMoEBalance::next_lambda(float lambda, double sparsity, double target, do
 torch::Tensor ReMoEBalance::loss(const std::vector<models::PolicyOutput>& layers,
                                  const torch::Tensor& token_mask_N, bool training) {
   torch::Tensor keep;
-  if (opts_.mask_padding && token_mask_N.defined()) {
+  if (mask_padding_ && token_mask_N.defined()) {
     keep = token_mask_N.reshape({-1}).to(torch::kBool).nonzero().squeeze(1);
   }
   torch::Tensor l_reg;
@@ -72,8 +75,8 @@ torch::Tensor ReMoEBalance::loss(const std::vector<models::PolicyOutput>& layers
   const float lambda_used = lambda_;  // the loss uses λ from before this forward's update
   if (training) {
     if (rf_paper_) {
-      lambda_ = models::UnifiedBalance::next_lambda(lambda_, 1.0 - s_mean, opts_.rho_target,
-                                                    opts_.remoe_rf_eta, /*bf16_quirk=*/false);
+      lambda_ = models::multiplicative_lambda_step(lambda_, 1.0 - s_mean, opts_.rho_target,
+                                                   opts_.remoe_rf_eta, /*bf16_quirk=*/false);
     } else {
       for (double s : sparsity) sparsity_sum_ += s;
       sparsity_count_ += static_cast<double>(sparsity.size());
@@ -90,7 +93,7 @@ void ReMoEBalance::after_optimizer_step() {
   // The original schedule moves λ once per optimizer step, on the sparsity of all the
   // micro-batches that step saw; no training forward since the last step means no evidence.
   if (rf_paper_ || sparsity_count_ == 0) return;
-  const double target = 1.0 - static_cast<double>(k_) / static_cast<double>(opts_.experts);
+  const double target = 1.0 - static_cast<double>(k_) / static_cast<double>(experts_);
   lambda_ = next_lambda(lambda_, sparsity_sum_ / sparsity_count_, target, opts_.remoe_alpha);
   sparsity_sum_ = 0;
   sparsity_count_ = 0;
@@ -105,6 +108,34 @@ void ReMoEBalance::load_state(const std::map<std::string, double>& s) {
   if (auto it = s.find("lambda"); it != s.end()) lambda_ = static_cast<float>(it->second);
   if (auto it = s.find("sparsity_sum"); it != s.end()) sparsity_sum_ = it->second;
   if (auto it = s.find("sparsity_count"); it != s.end()) sparsity_count_ = it->second;
+}
+
+const models::MethodSpec& remoe_method() {
+  static const models::MethodSpec spec = [] {
+    models::MethodSpec m;
+    m.name = "remoe";
+    m.title = "ReMoE";
+    m.summary =
+        "ReMoE (METHODS.md §4): R = ReLU(router x), y = sum over e with R_e > 0 of\n"
+        "R_e * D_e (SiLU(G_e x) * U_e x) (a token may have no expert: y = 0); scores = R";
+    m.options = models::option_schema<ReMoEOptions>();
+    m.make_policy = [](int64_t hidden, const models::MoeOptions& o, double init_std) {
+      return std::make_shared<ReMoEPolicyImpl>(hidden, o, init_std);
+    };
+    m.make_controller = [](const models::MoeOptions& o, int64_t /*layers*/) {
+      return std::make_unique<ReMoEBalance>(o);
+    };
+    m.macs = [](const models::MoeOptions& o, int64_t hidden, double density) {
+      return models::FfnMacs{
+          static_cast<double>(o.experts * hidden),
+          density * static_cast<double>(o.experts) * models::full_expert_macs(o, hidden)};
+    };
+    m.layer_weights = models::expert_layer_weights(
+        {models::policy_weight("router", {"E", "H"}, "router W_r (no bias)")}, /*low_rank=*/false);
+    m.variable_density = true;
+    return m;
+  }();
+  return spec;
 }
 
 }  // namespace moebench::baselines

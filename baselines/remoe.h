@@ -2,9 +2,36 @@
 // gates every expert with R_e > 0, and an L1-type regulariser with an adaptive λ sets sparsity.
 #pragma once
 
+#include "models/method.h"
 #include "models/moe.h"
 
 namespace moebench::baselines {
+
+// The `moe` keys of ReMoE (METHODS.md §4). k (the shared moe.top_k) sets the original variant's
+// target sparsity 1 - k/E.
+struct ReMoEOptions {
+  std::string remoe_variant = "original";  // original | rf_paper
+  double remoe_alpha = 1.2;
+  double remoe_lambda0 = 1e-8;
+  // The rf_paper variant (plain L1, per-micro-batch controller): its own λ₀ and η, and ρ*.
+  double remoe_rf_lambda0 = 0.01;
+  double remoe_rf_eta = 0.1;
+  double rho_target = 0.25;
+  template <class F>
+  void fields(F&& f) {
+    using namespace models;
+    f("remoe_variant", remoe_variant, one_of({"original", "rf_paper"}),
+      "original (ReMoE paper) or rf_paper (the Routing-Free paper's re-implementation)");
+    f("remoe_alpha", remoe_alpha, at_least(1), "original: lambda *= alpha or /= alpha per step");
+    f("remoe_lambda0", remoe_lambda0, at_least(0), "original: initial lambda");
+    // The rf_paper controller caps λ at 1, so a start above 1 would be clipped at once.
+    f("remoe_rf_lambda0", remoe_rf_lambda0, closed(0, 1), "rf_paper: initial lambda");
+    f("remoe_rf_eta", remoe_rf_eta, at_least(0), "rf_paper: lambda controller step eta");
+    f("rho_target", rho_target, lower_open(0, 1), "rf_paper: target density rho*");
+  }
+};
+
+const models::MethodSpec& remoe_method();
 
 // y = Σ_{e: R_e > 0} R_e · FFN_e(x); a token may have 0..E experts (0 gives y = 0).
 // scores_NE = R, active_NE = R > 0; layer_aux stays undefined: the controller computes the
@@ -54,7 +81,9 @@ class ReMoEBalance : public models::AuxController {
   static float next_lambda(float lambda, double sparsity, double target, double alpha);
 
  private:
-  models::MoeOptions opts_;
+  bool mask_padding_;
+  int64_t experts_;
+  ReMoEOptions opts_;
   bool rf_paper_;
   int64_t k_;
   float lambda_;

@@ -32,7 +32,8 @@ SelfRoutingPolicyImpl::SelfRoutingPolicyImpl(int64_t hidden, const models::MoeOp
     : hidden_(hidden),
       experts_(opts.experts),
       k_(opts.effective_top_k()),
-      coords_(self_routing_coordinates(hidden, opts.experts, opts.self_routing_subspace)) {
+      coords_(self_routing_coordinates(
+          hidden, opts.experts, opts.method_options<SelfRoutingOptions>().self_routing_subspace)) {
   if (k_ > experts_) {
     throw std::invalid_argument("self_routing: top_k (" + std::to_string(k_) +
                                 ") exceeds experts (" + std::to_string(experts_) + ")");
@@ -52,8 +53,33 @@ models::PolicyOutput SelfRoutingPolicyImpl::route(const torch::Tensor& x_NH) {
   out.routing = kernels::routing_from_topk(top_i, weights, experts_);
   out.gate_in = x_NH;
   out.scores_NE = probs;
-  out.active_NE = torch::zeros_like(probs, torch::kBool).scatter_(1, top_i, true);
   return out;
+}
+
+const models::MethodSpec& self_routing_method() {
+  static const models::MethodSpec spec = [] {
+    models::MethodSpec m;
+    m.name = "self_routing";
+    m.title = "Self-Routing";
+    m.summary =
+        "Self-Routing (METHODS.md §6, our reading of the abstract): logits = E fixed\n"
+        "channels of x (moe.self_routing_subspace, default the last E), softmax, top-K\n"
+        "renormalised to sum 1, y = sum over chosen e of w_e * D_e (SiLU(G_e x) * U_e x);\n"
+        "no router weights; scores = softmax over all E logits";
+    m.caveat = "our reading of the abstract";
+    m.options = models::option_schema<SelfRoutingOptions>();
+    m.make_policy = [](int64_t hidden, const models::MoeOptions& o, double /*init_std*/) {
+      return std::make_shared<SelfRoutingPolicyImpl>(hidden, o);
+    };
+    // The logits are free (a slice of x): only the k experts cost.
+    m.macs = [](const models::MoeOptions& o, int64_t hidden, double /*density*/) {
+      return models::FfnMacs{
+          0, static_cast<double>(o.effective_top_k()) * models::full_expert_macs(o, hidden)};
+    };
+    m.layer_weights = models::expert_layer_weights({}, /*low_rank=*/false);
+    return m;
+  }();
+  return spec;
 }
 
 }  // namespace moebench::baselines

@@ -5,9 +5,22 @@
 #include <string>
 #include <vector>
 
+#include "models/method.h"
 #include "models/moe.h"
 
 namespace moebench::baselines {
+
+// The `moe` keys of Self-Routing (METHODS.md §6); k is the shared moe.top_k.
+struct SelfRoutingOptions {
+  std::string self_routing_subspace = "last";
+  template <class F>
+  void fields(F&& f) {
+    f("self_routing_subspace", self_routing_subspace, models::one_of({"last", "first", "strided"}),
+      "which E input channels are the logits");
+  }
+};
+
+const models::MethodSpec& self_routing_method();
 
 // The E input channels S used as logits (logit j = x[S[j]]), for H hidden channels:
 //   "last"    (default): S[j] = H − E + j        (the last E channels)

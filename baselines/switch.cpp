@@ -8,10 +8,13 @@
 namespace moebench::baselines {
 
 SwitchPolicyImpl::SwitchPolicyImpl(int64_t hidden, const models::MoeOptions& opts, double init_std)
-    : hidden_(hidden), experts_(opts.experts), opts_(opts) {
-  if (opts.switch_norm != "switch" && opts.switch_norm != "megatron") {
+    : hidden_(hidden),
+      experts_(opts.experts),
+      mask_padding_(opts.mask_padding),
+      opts_(opts.method_options<SwitchOptions>()) {
+  if (opts_.switch_norm != "switch" && opts_.switch_norm != "megatron") {
     throw std::invalid_argument("moe.switch_norm must be switch or megatron, not '" +
-                                opts.switch_norm + "'");
+                                opts_.switch_norm + "'");
   }
   router_EH = register_parameter("router", torch::randn({experts_, hidden}) * init_std);
 }
@@ -55,7 +58,7 @@ models::PolicyOutput SwitchPolicyImpl::route(const torch::Tensor& x_NH) {
 models::PolicyOutput SwitchPolicyImpl::route_masked(const torch::Tensor& x_NH,
                                                     const torch::Tensor& valid_in_N) {
   // mask_padding = false keeps the reference behaviour: padding counts like real tokens.
-  const auto valid_N = opts_.mask_padding && valid_in_N.defined()
+  const auto valid_N = mask_padding_ && valid_in_N.defined()
                            ? valid_in_N.reshape({-1}).to(torch::kBool)
                            : torch::Tensor();
   const auto dt = at::promote_types(x_NH.scalar_type(), torch::kFloat);
@@ -79,7 +82,6 @@ models::PolicyOutput SwitchPolicyImpl::route_masked(const torch::Tensor& x_NH,
   out.routing = kernels::routing_from_mask(keep_NE, probs_NE);
   out.gate_in = x_NH;
   out.scores_NE = probs_NE;
-  out.active_NE = keep_NE;
   out.dropped_N = keep_NE.any(1).logical_not();
   if (valid_N.defined()) out.dropped_N = out.dropped_N.logical_and(valid_N);  // padding: skipped
   if (n_real > 0) {
@@ -128,6 +130,36 @@ torch::Tensor LayerAuxSum::loss(const std::vector<models::PolicyOutput>& layers,
               {"dropped_frac", dropped / n},
               {"density", density / n}};
   return total;
+}
+
+const models::MethodSpec& switch_method() {
+  static const models::MethodSpec spec = [] {
+    models::MethodSpec m;
+    m.name = "switch";
+    m.title = "Switch";
+    m.summary =
+        "Switch Transformer (METHODS.md §3): p = softmax(router x), each token to argmax p\n"
+        "with weight p_argmax (not renormalised); expert capacity ceil(N/E * CF), CF =\n"
+        "moe.capacity_factor_train (the layer runs in training mode), overflow tokens\n"
+        "dropped first-come by position (y = 0 for them); y = w * D_e (SiLU(G_e x) * U_e x);\n"
+        "scores = p at the kept pairs";
+    m.options = models::option_schema<SwitchOptions>();
+    m.make_policy = [](int64_t hidden, const models::MoeOptions& o, double init_std) {
+      return std::make_shared<SwitchPolicyImpl>(hidden, o, init_std);
+    };
+    m.make_controller = [](const models::MoeOptions&, int64_t) {
+      return std::make_unique<LayerAuxSum>();
+    };
+    // One expert per token (capacity drops not counted).
+    m.macs = [](const models::MoeOptions& o, int64_t hidden, double /*density*/) {
+      return models::FfnMacs{static_cast<double>(o.experts * hidden),
+                             models::full_expert_macs(o, hidden)};
+    };
+    m.layer_weights = models::expert_layer_weights(
+        {models::policy_weight("router", {"E", "H"}, "router W_r (no bias)")}, /*low_rank=*/false);
+    return m;
+  }();
+  return spec;
 }
 
 }  // namespace moebench::baselines

@@ -2,9 +2,34 @@
 // router, per-expert capacity with first-come dropping, per-layer balance loss and router z-loss.
 #pragma once
 
+#include "models/method.h"
 #include "models/moe.h"
 
 namespace moebench::baselines {
+
+// The `moe` keys of Switch (METHODS.md §3).
+struct SwitchOptions {
+  double aux_coef = 0.01;
+  double capacity_factor_train = 1.25;
+  double capacity_factor_eval = 2.0;
+  double z_loss_coef = 1e-3;
+  double jitter = 0.0;                 // ε of the multiplicative router-input noise; 0 = off
+  std::string switch_norm = "switch";  // switch | megatron
+  template <class F>
+  void fields(F&& f) {
+    using namespace models;
+    f("aux_coef", aux_coef, at_least(0), "load-balancing loss coefficient alpha");
+    f("capacity_factor_train", capacity_factor_train, positive(),
+      "expert capacity factor CF in training: C = ceil(N/E * CF)");
+    f("capacity_factor_eval", capacity_factor_eval, positive(), "capacity factor in evaluation");
+    f("z_loss_coef", z_loss_coef, at_least(0), "router z-loss coefficient");
+    f("jitter", jitter, upper_open(0, 1), "multiplicative router-input noise epsilon; 0 = off");
+    f("switch_norm", switch_norm, one_of({"switch", "megatron"}),
+      "balance-loss normalisation: switch, or megatron (divided by k)");
+  }
+};
+
+const models::MethodSpec& switch_method();
 
 // p = softmax(W_r x); each token goes to argmax p with weight p_argmax (not renormalised).
 // Expert e computes at most C = ceil(N/E · CF) tokens, the first C by token position; the rest
@@ -33,7 +58,8 @@ class SwitchPolicyImpl : public models::RoutingPolicyImpl {
 
  private:
   int64_t hidden_, experts_;
-  models::MoeOptions opts_;
+  bool mask_padding_;
+  SwitchOptions opts_;
 };
 TORCH_MODULE(SwitchPolicy);
 
@@ -63,13 +89,12 @@ torch::Tensor router_z_loss(const torch::Tensor& logits_NE);
 // (computed pairs / (real tokens · E), mean over layers).
 class LayerAuxSum : public models::AuxController {
  public:
-  explicit LayerAuxSum(const models::MoeOptions& opts) : opts_(opts) {}
+  LayerAuxSum() = default;
   torch::Tensor loss(const std::vector<models::PolicyOutput>& layers,
                      const torch::Tensor& token_mask_N, bool training) override;
   std::map<std::string, double> metrics() const override { return metrics_; }
 
  private:
-  models::MoeOptions opts_;
   std::map<std::string, double> metrics_;
 };
 

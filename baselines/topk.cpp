@@ -18,7 +18,6 @@ models::PolicyOutput TopKPolicyImpl::route(const torch::Tensor& x_NH) {
   out.routing = kernels::routing_from_topk(top_i, weights, experts_);
   out.gate_in = x_NH;
   out.scores_NE = probs;
-  out.active_NE = torch::zeros_like(probs, torch::kBool).scatter_(1, top_i, true);
   return out;
 }
 
@@ -30,7 +29,7 @@ torch::Tensor PooledBalanceLoss::loss(const std::vector<models::PolicyOutput>& l
     onehot.push_back(l.active_NE.to(l.scores_NE.scalar_type()));
   }
   auto P = torch::cat(probs, 0), F = torch::cat(onehot, 0);  // [L*N, E]
-  if (opts_.mask_padding && token_mask_N.defined()) {
+  if (mask_padding_ && token_mask_N.defined()) {
     const auto keep = token_mask_N.reshape({-1}).to(torch::kBool).repeat({int64_t(layers.size())});
     const auto idx = keep.nonzero().squeeze(1);
     P = P.index_select(0, idx);
@@ -39,7 +38,35 @@ torch::Tensor PooledBalanceLoss::loss(const std::vector<models::PolicyOutput>& l
   if (P.size(0) == 0) return torch::zeros({}, torch::kFloat);
   const auto bal = static_cast<double>(P.size(1)) * (F.mean(0) * P.mean(0)).sum();
   metrics_ = {{"balance_loss", bal.item<double>()}, {"density", F.mean().item<double>()}};
-  return opts_.aux_coef * bal;
+  return coef_ * bal;
+}
+
+const models::MethodSpec& topk_method() {
+  static const models::MethodSpec spec = [] {
+    models::MethodSpec m;
+    m.name = "topk";
+    m.title = "top-k";
+    m.summary =
+        "Top-k MoE (METHODS.md §2, Mixtral style): p = softmax(router x), the top-K\n"
+        "experts (K = moe.top_k, default E/4) with weights p renormalised over them,\n"
+        "y = sum over chosen e of w_e * D_e (SiLU(G_e x) * U_e x); scores = p";
+    m.options = models::option_schema<TopKOptions>();
+    m.make_policy = [](int64_t hidden, const models::MoeOptions& o, double init_std) {
+      return std::make_shared<TopKPolicyImpl>(hidden, o, init_std);
+    };
+    m.make_controller = [](const models::MoeOptions& o, int64_t /*layers*/) {
+      return std::make_unique<PooledBalanceLoss>(o, o.method_options<TopKOptions>().aux_coef);
+    };
+    m.macs = [](const models::MoeOptions& o, int64_t hidden, double /*density*/) {
+      return models::FfnMacs{
+          static_cast<double>(o.experts * hidden),
+          static_cast<double>(o.effective_top_k()) * models::full_expert_macs(o, hidden)};
+    };
+    m.layer_weights = models::expert_layer_weights(
+        {models::policy_weight("router", {"E", "H"}, "router W_r (no bias)")}, /*low_rank=*/false);
+    return m;
+  }();
+  return spec;
 }
 
 }  // namespace moebench::baselines

@@ -2,9 +2,21 @@
 // top-k, renormalised weights, and the pooled load-balancing loss over all layers.
 #pragma once
 
+#include "models/method.h"
 #include "models/moe.h"
 
 namespace moebench::baselines {
+
+// The `moe` keys of the top-k MoE (METHODS.md §2); k is the shared moe.top_k.
+struct TopKOptions {
+  double aux_coef = 0.01;
+  template <class F>
+  void fields(F&& f) {
+    f("aux_coef", aux_coef, models::at_least(0), "load-balancing loss coefficient alpha");
+  }
+};
+
+const models::MethodSpec& topk_method();
 
 class TopKPolicyImpl : public models::RoutingPolicyImpl {
  public:
@@ -22,13 +34,16 @@ class TopKPolicyImpl : public models::RoutingPolicyImpl {
 // P_e = mean router probability; loss = coef · E · Σ_e f_e P_e.
 class PooledBalanceLoss : public models::AuxController {
  public:
-  explicit PooledBalanceLoss(const models::MoeOptions& opts) : opts_(opts) {}
+  // coef: the loss coefficient (aux_coef of the method using it).
+  PooledBalanceLoss(const models::MoeOptions& opts, double coef)
+      : mask_padding_(opts.mask_padding), coef_(coef) {}
   torch::Tensor loss(const std::vector<models::PolicyOutput>& layers,
                      const torch::Tensor& token_mask_N, bool training) override;
   std::map<std::string, double> metrics() const override { return metrics_; }
 
  private:
-  models::MoeOptions opts_;
+  bool mask_padding_;
+  double coef_;
   std::map<std::string, double> metrics_;
 };
 

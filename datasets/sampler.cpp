@@ -63,6 +63,7 @@ Batch BatchSampler::make_batch(const std::vector<int64_t>& ids) const {
   batch.targets.assign(n, pad);
   batch.mask.assign(n, 0);
   const uint16_t* tok = shard_.tokens();
+  const uint32_t vocab = shard_.header().vocab_size;
   for (size_t r = 0; r < ids.size(); ++r) {
     if (ids[r] < 0 || ids[r] >= num_samples_) {
       throw std::out_of_range(
@@ -75,13 +76,23 @@ Batch BatchSampler::make_batch(const std::vector<int64_t>& ids) const {
     } else {
       const DocEntry& d = shard_.docs()[ids[r]];
       begin = d.begin;
-      avail = std::min<uint64_t>(d.length + 1, seq_len_ + 1);  // + its <|endoftext|>
+      avail = std::min<uint64_t>(uint64_t{d.length} + 1, seq_len_ + 1);  // + its <|endoftext|>
     }
     const size_t row = r * static_cast<size_t>(seq_len_);
+    uint16_t top = tok[begin];  // highest id of the row, inputs and targets together
     for (uint64_t t = 0; t + 1 < avail; ++t) {
       batch.inputs[row + t] = tok[begin + t];
       batch.targets[row + t] = tok[begin + t + 1];
       batch.mask[row + t] = 1;
+      top = std::max(top, tok[begin + t + 1]);
+    }
+    // A shard opened without verify() may still hold ids past the vocabulary; caught here, they
+    // name the file and document instead of failing deep inside the embedding lookup.
+    if (top >= vocab) {
+      const uint16_t* bad = std::find_if(tok + begin, tok + begin + avail,
+                                         [vocab](uint16_t t) { return t >= vocab; });
+      throw std::runtime_error(
+          fmt::format("sampler: {}", shard_.bad_token_message(static_cast<uint64_t>(bad - tok))));
     }
     batch.real_tokens += static_cast<int64_t>(avail - 1);
   }

@@ -65,8 +65,17 @@ class ShardWriter {
 
 // Memory-mapped, validated reader. Every problem is a std::runtime_error naming the file, what
 // is wrong and what to run.
+//
+// Opening always checks the structure, in O(documents): a regular file, magic, version, a
+// plausible header vocabulary, the file size the header promises, and a document table that
+// tiles the tokens exactly (document i starts one <|endoftext|> after document i-1 ends and the
+// last one ends one token before num_tokens), so no document can point past the tokens.
+// An empty shard (no documents, no tokens) is structurally valid: prepare writes one for an empty
+// split, and the sampler refuses it with its own message.
 class ShardReader {
  public:
+  // verify_checksum = true also runs verify() (O(tokens)); pass false for a quick look at the
+  // document table only, as long as nothing feeds the tokens to a model unchecked.
   explicit ShardReader(const std::filesystem::path& path, bool verify_checksum = true);
   ~ShardReader();
   ShardReader(const ShardReader&) = delete;
@@ -83,7 +92,21 @@ class ShardReader {
   // Throws unless the shard was made with exactly this vocabulary (name, size and identity).
   void require_vocab(const VocabInfo& expected) const;
 
+  // The full check (`moebench data verify`): the checksum, every token id below the header's
+  // vocabulary size and the <|endoftext|> after every document. One pass over the tokens.
+  void verify() const;
+
+  // The document holding token `index` (or the <|endoftext|> after it); needs index < tokens.
+  uint64_t document_of(uint64_t index) const;
+  // The error for a token id outside the vocabulary at `index`: file, position, document, fix.
+  std::string bad_token_message(uint64_t index) const;
+  // What to run to rebuild this shard, for the end of error messages.
+  std::string rebuild_hint() const;
+
  private:
+  [[noreturn]] void fail(const std::string& what) const;
+  void check_document_table() const;
+
   std::filesystem::path path_;
   void* map_ = nullptr;
   size_t map_bytes_ = 0;
@@ -91,5 +114,17 @@ class ShardReader {
   const uint16_t* tokens_ = nullptr;
   const DocEntry* docs_ = nullptr;
 };
+
+// The outcome of fully checking one shard, for `moebench data verify`.
+struct ShardCheck {
+  std::filesystem::path path;
+  bool ok = false;
+  std::string detail;  // a summary when ok, else the error (which names the file and the fix)
+};
+
+// Opens and verifies every shard (a folder stands for the .bin files in it) and, when `expected`
+// is given, requires that vocabulary. Never throws for a bad shard: each gets its own result.
+std::vector<ShardCheck> check_shards(const std::vector<std::filesystem::path>& paths,
+                                     const VocabInfo* expected = nullptr);
 
 }  // namespace moebench::data

@@ -2,8 +2,25 @@
 // kernels/cuda/expert_kernels.cuh, same contract as the reference (DESIGN.md "Kernels").
 #ifdef MOEBENCH_WITH_CUDA
 
+// Does LibTorch have CUDA? Its generated c10/cuda/impl/cuda_cmake_macros.h is installed only by
+// CUDA builds of LibTorch (Debian's CPU-only libtorch-dev ships the other c10/cuda headers, but
+// not that one, nor libc10_cuda). -DMOEBENCH_TORCH_CUDA=0 forces the fallback below.
+#ifndef MOEBENCH_TORCH_CUDA
+#if __has_include(<c10/cuda/impl/cuda_cmake_macros.h>) && __has_include(<ATen/cuda/CUDAContext.h>)
+#define MOEBENCH_TORCH_CUDA 1
+#else
+#define MOEBENCH_TORCH_CUDA 0
+#endif
+#endif
+
 #include <stdexcept>
 #include <string>
+
+#if MOEBENCH_TORCH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#include <ATen/detail/CUDAHooksInterface.h>
+#include <c10/util/Exception.h>
+#endif
 
 #include "kernels/backends.h"
 #include "kernels/cuda/expert_kernels.cuh"
@@ -11,10 +28,48 @@
 namespace moebench::kernels {
 namespace {
 
-// Everything runs on the legacy default stream, which is LibTorch's current stream unless the
-// caller installed another one (c10/cuda is not available to this g++-compiled file on the CPU
-// build machine); the caching allocator orders reuse of our buffers on that same stream.
-const cudaStream_t kStream = nullptr;
+// Where the kernels run. With a CUDA LibTorch: on LibTorch's current stream of the device (the
+// one its own ops, the caching allocator and autograd's backward use; no legacy default stream),
+// with LibTorch's cuBLAS handle, so that the process holds one cuBLAS and one CUDA runtime. With
+// a CPU-only LibTorch (the Debian build; c10_cuda is not there to ask): the legacy default
+// stream and our own cuBLAS handles, which is also LibTorch's stream unless a caller installed
+// another one.
+struct Launch {
+  cudaStream_t stream = nullptr;
+  cublasContext* blas = nullptr;  // null: the kernels' own handle per thread and device
+};
+
+#if MOEBENCH_TORCH_CUDA
+// LibTorch's cuBLAS handle only when its CUDA major version is the toolkit's that built
+// moebench_cuda: the same libcublas.so.<major> then serves both. Otherwise (e.g. a CUDA 13 nvcc
+// beside a cu12x torch) two runtimes are loaded and a handle must not cross between them.
+bool same_cuda_major_as_torch() {
+  static const bool same = [] {
+    const long torch_cudart = at::detail::getCUDAHooks().versionCUDART();
+    const bool ok = torch_cudart / 1000 == CUDART_VERSION / 1000;
+    if (!ok) {
+      TORCH_WARN("moebench CUDA kernels were built with CUDA ", CUDART_VERSION,
+                 " but LibTorch with CUDA ", torch_cudart,
+                 ": two CUDA runtimes are loaded and the kernels use cuBLAS handles of their own; "
+                 "build with the toolkit matching torch.version.cuda");
+    }
+    return ok;
+  }();
+  return same;
+}
+#endif
+
+// Call with `device` current (after cuda::ScopedDevice): LibTorch's handle is per device.
+Launch launch_on(const torch::Device& device) {
+  Launch l;
+#if MOEBENCH_TORCH_CUDA
+  l.stream = at::cuda::getCurrentCUDAStream(device.index()).stream();
+  if (same_cuda_major_as_torch()) l.blas = at::cuda::getCurrentCUDABlasHandle();
+#else
+  (void)device;
+#endif
+  return l;
+}
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
@@ -54,7 +109,8 @@ void* mut(torch::Tensor& t) { return t.data_ptr(); }
 const int64_t* iptr(const torch::Tensor& t) { return t.data_ptr<int64_t>(); }
 
 // Token CSR of the pairs (token_offsets [N+1], pairs_by_token [A]) for the per-token reductions.
-std::pair<torch::Tensor, torch::Tensor> build_token_csr(const torch::Tensor& token_A, int64_t N) {
+std::pair<torch::Tensor, torch::Tensor> build_token_csr(const torch::Tensor& token_A, int64_t N,
+                                                        const Launch& l) {
   const int64_t A = token_A.size(0);
   const auto long_opts = token_A.options().dtype(torch::kLong);
   auto offsets = torch::empty({N + 1}, long_opts);
@@ -62,7 +118,7 @@ std::pair<torch::Tensor, torch::Tensor> build_token_csr(const torch::Tensor& tok
   const size_t bytes = cuda::token_csr_workspace_bytes(A, N);
   auto ws = torch::empty({static_cast<int64_t>(bytes)}, token_A.options().dtype(torch::kByte));
   cuda::token_csr(iptr(token_A), A, N, offsets.data_ptr<int64_t>(), pairs.data_ptr<int64_t>(),
-                  bytes ? ws.data_ptr() : nullptr, bytes, kStream);
+                  bytes ? ws.data_ptr() : nullptr, bytes, l.stream);
   return {offsets, pairs};
 }
 
@@ -110,6 +166,7 @@ struct ExpertSwiGluCudaFunction : public torch::autograd::Function<ExpertSwiGluC
                     ", expected [E+1] with E = " + std::to_string(E));
 
     cuda::ScopedDevice guard(device.index());
+    const Launch l = launch_on(device);
     // The one counted host sync of the expert block: the GEMM loop needs the segment bounds on
     // the host. Kept for the backward, which therefore syncs no more.
     const auto host_offsets = offsets.to(torch::kCPU, torch::kLong).contiguous();
@@ -122,25 +179,26 @@ struct ExpertSwiGluCudaFunction : public torch::autograd::Function<ExpertSwiGluC
     }
 
     const auto gate_f = gate_A.to(torch::kFloat).contiguous();
-    const auto [token_offsets, pairs_by_token] = build_token_csr(token_A, N);
+    const auto [token_offsets, pairs_by_token] = build_token_csr(token_A, N, l);
     const auto act = x.options();
 
     auto x_A = torch::empty({A, H}, act);
-    cuda::gather_rows(ptr(x), iptr(token_A), A, H, mut(x_A), dtype, kStream);
+    cuda::gather_rows(ptr(x), iptr(token_A), A, H, mut(x_A), dtype, l.stream);
     auto g_A = torch::empty({A, K}, act);
-    cuda::gather_rows(ptr(gate_in), iptr(gate_row_A), A, K, mut(g_A), dtype, kStream);
+    cuda::gather_rows(ptr(gate_in), iptr(gate_row_A), A, K, mut(g_A), dtype, l.stream);
     const int64_t* ho = host_offsets.data_ptr<int64_t>();
     auto gate_pre = torch::empty({A, I}, act);
-    cuda::grouped_mm_forward(ptr(g_A), ptr(w_gate), ho, E, I, K, mut(gate_pre), dtype, kStream);
+    cuda::grouped_mm_forward(ptr(g_A), ptr(w_gate), ho, E, I, K, mut(gate_pre), dtype, l.stream,
+                             l.blas);
     auto up = torch::empty({A, I}, act);
-    cuda::grouped_mm_forward(ptr(x_A), ptr(w_up), ho, E, I, H, mut(up), dtype, kStream);
+    cuda::grouped_mm_forward(ptr(x_A), ptr(w_up), ho, E, I, H, mut(up), dtype, l.stream, l.blas);
     auto h = torch::empty({A, I}, act);
-    cuda::swiglu_forward(ptr(gate_pre), ptr(up), A, I, mut(h), dtype, kStream);
+    cuda::swiglu_forward(ptr(gate_pre), ptr(up), A, I, mut(h), dtype, l.stream);
     auto out = torch::empty({A, H}, act);
-    cuda::grouped_mm_forward(ptr(h), ptr(w_down), ho, E, H, I, mut(out), dtype, kStream);
+    cuda::grouped_mm_forward(ptr(h), ptr(w_down), ho, E, H, I, mut(out), dtype, l.stream, l.blas);
     auto y = torch::empty({N, H}, act);
     cuda::token_reduce(ptr(out), gate_f.data_ptr<float>(), iptr(token_offsets),
-                       iptr(pairs_by_token), N, H, mut(y), dtype, kStream);
+                       iptr(pairs_by_token), N, H, mut(y), dtype, l.stream);
 
     // x_A and g_A are cheap to gather again; h is recomputed from gate_pre and up.
     ctx->save_for_backward({x, gate_in, w_gate, w_up, w_down, token_A, gate_row_A, gate_f, gate_pre,
@@ -176,67 +234,71 @@ struct ExpertSwiGluCudaFunction : public torch::autograd::Function<ExpertSwiGluC
     const int64_t* ho = host_offsets.data_ptr<int64_t>();
     const auto act = x.options();
     cuda::ScopedDevice guard(x.device().index());
+    const Launch l = launch_on(x.device());
     const auto dy = grad_outputs[0].to(x.scalar_type()).contiguous();
 
     // With y = sum_a D_e (s_a h_a): the unscaled d_hu = D_e^T dy[token], from which the fused
     // SwiGLU backward gets dL/ds_a = <d_hu, h>, the scaled d_gate_pre / d_up and s*h for dD.
     auto dy_A = torch::empty({A, H}, act);
-    cuda::gather_rows(ptr(dy), iptr(token_A), A, H, mut(dy_A), dtype, kStream);
+    cuda::gather_rows(ptr(dy), iptr(token_A), A, H, mut(dy_A), dtype, l.stream);
     auto d_hu = torch::empty({A, I}, act);
-    cuda::grouped_mm_input_grad(ptr(dy_A), ptr(w_down), ho, E, H, I, mut(d_hu), dtype, kStream);
+    cuda::grouped_mm_input_grad(ptr(dy_A), ptr(w_down), ho, E, H, I, mut(d_hu), dtype, l.stream,
+                                l.blas);
     auto d_gate_pre = torch::empty({A, I}, act);
     auto d_up = torch::empty({A, I}, act);
     auto h_scaled = torch::empty({A, I}, act);
     auto d_gate_f = torch::empty({A}, act.dtype(torch::kFloat));
     cuda::swiglu_backward(ptr(gate_pre), ptr(up), ptr(d_hu), gate_f.data_ptr<float>(), A, I,
                           mut(d_gate_pre), mut(d_up), mut(h_scaled), d_gate_f.data_ptr<float>(),
-                          dtype, kStream);
+                          dtype, l.stream);
     d_hu = torch::Tensor();
 
     torch::Tensor d_x, d_gate_in, d_w_gate, d_w_up, d_w_down;
     if (ctx->needs_input_grad(5)) {
       d_w_down = torch::empty({E, H, I}, act);
       cuda::grouped_mm_weight_grad(ptr(dy_A), ptr(h_scaled), ho, E, H, I, mut(d_w_down), dtype,
-                                   kStream);
+                                   l.stream, l.blas);
     }
     dy_A = torch::Tensor();
     h_scaled = torch::Tensor();
 
     if (ctx->needs_input_grad(1) || ctx->needs_input_grad(3)) {  // gate branch
       auto g_A = torch::empty({A, K}, act);
-      cuda::gather_rows(ptr(gate_in), iptr(gate_row_A), A, K, mut(g_A), dtype, kStream);
+      cuda::gather_rows(ptr(gate_in), iptr(gate_row_A), A, K, mut(g_A), dtype, l.stream);
       if (ctx->needs_input_grad(3)) {
         d_w_gate = torch::empty({E, I, K}, act);
         cuda::grouped_mm_weight_grad(ptr(d_gate_pre), ptr(g_A), ho, E, I, K, mut(d_w_gate), dtype,
-                                     kStream);
+                                     l.stream, l.blas);
       }
       if (ctx->needs_input_grad(1)) {
         auto d_g_A = torch::empty({A, K}, act);
         cuda::grouped_mm_input_grad(ptr(d_gate_pre), ptr(w_gate), ho, E, I, K, mut(d_g_A), dtype,
-                                    kStream);
+                                    l.stream, l.blas);
         if (per_pair) {  // rows token*E + expert are distinct: a plain scatter, rest stays 0
           d_gate_in = torch::zeros({N * E, K}, act);
-          cuda::scatter_rows(ptr(d_g_A), iptr(gate_row_A), A, K, mut(d_gate_in), dtype, kStream);
+          cuda::scatter_rows(ptr(d_g_A), iptr(gate_row_A), A, K, mut(d_gate_in), dtype, l.stream);
         } else {
           d_gate_in = torch::empty({N, K}, act);
           cuda::token_reduce(ptr(d_g_A), nullptr, iptr(token_offsets), iptr(pairs_by_token), N, K,
-                             mut(d_gate_in), dtype, kStream);
+                             mut(d_gate_in), dtype, l.stream);
         }
       }
     }
     if (ctx->needs_input_grad(0) || ctx->needs_input_grad(4)) {  // up branch
       auto x_A = torch::empty({A, H}, act);
-      cuda::gather_rows(ptr(x), iptr(token_A), A, H, mut(x_A), dtype, kStream);
+      cuda::gather_rows(ptr(x), iptr(token_A), A, H, mut(x_A), dtype, l.stream);
       if (ctx->needs_input_grad(4)) {
         d_w_up = torch::empty({E, I, H}, act);
-        cuda::grouped_mm_weight_grad(ptr(d_up), ptr(x_A), ho, E, I, H, mut(d_w_up), dtype, kStream);
+        cuda::grouped_mm_weight_grad(ptr(d_up), ptr(x_A), ho, E, I, H, mut(d_w_up), dtype, l.stream,
+                                     l.blas);
       }
       if (ctx->needs_input_grad(0)) {
         auto d_x_A = torch::empty({A, H}, act);
-        cuda::grouped_mm_input_grad(ptr(d_up), ptr(w_up), ho, E, I, H, mut(d_x_A), dtype, kStream);
+        cuda::grouped_mm_input_grad(ptr(d_up), ptr(w_up), ho, E, I, H, mut(d_x_A), dtype, l.stream,
+                                    l.blas);
         d_x = torch::empty({N, H}, act);
         cuda::token_reduce(ptr(d_x_A), nullptr, iptr(token_offsets), iptr(pairs_by_token), N, H,
-                           mut(d_x), dtype, kStream);
+                           mut(d_x), dtype, l.stream);
       }
     }
     const auto d_gate = ctx->needs_input_grad(2) ? d_gate_f.to(gate_dtype) : torch::Tensor();
@@ -288,6 +350,7 @@ Routing routing_from_mask_cuda(const torch::Tensor& mask_NE, const torch::Tensor
   }
   check_on(weights_NE, "routing weights", mask_NE.device());
   cuda::ScopedDevice guard(mask_NE.device().index());
+  const Launch l = launch_on(mask_NE.device());
   Routing r;
   r.num_tokens = mask_NE.size(0);
   r.num_experts = mask_NE.size(1);
@@ -299,13 +362,13 @@ Routing routing_from_mask_cuda(const torch::Tensor& mask_NE, const torch::Tensor
   r.expert_offsets = torch::empty({E + 1}, long_opts);
   const auto* mask_bytes = reinterpret_cast<const uint8_t*>(mask.data_ptr<bool>());
   cuda::routing_mask_offsets(mask_bytes, N, E, r.expert_offsets.data_ptr<int64_t>(), ws.data_ptr(),
-                             bytes, kStream);
+                             bytes, l.stream);
   // The one counted host sync: the pair total sizes the outputs.
   const int64_t A = r.expert_offsets[E].item<int64_t>();
   r.token = torch::empty({A}, long_opts);
   r.expert = torch::empty({A}, long_opts);
   cuda::routing_mask_compact(N, E, r.token.data_ptr<int64_t>(), r.expert.data_ptr<int64_t>(),
-                             ws.data_ptr(), bytes, kStream);
+                             ws.data_ptr(), bytes, l.stream);
   // Differentiable in the weights (index_select's backward is a scatter to distinct rows).
   r.gate = weights_NE.reshape({-1}).index_select(0, r.flat_index());
   return r;

@@ -53,4 +53,11 @@ Routing routing_from_topk(const torch::Tensor& topk_NK, const torch::Tensor& wei
   return r;
 }
 
+torch::Tensor active_mask(const Routing& r) {
+  auto mask = torch::zeros({r.num_tokens * r.num_experts},
+                           torch::dtype(torch::kBool).device(r.expert_offsets.device()));
+  if (r.num_pairs() > 0) mask.index_fill_(0, r.flat_index(), true);
+  return mask.view({r.num_tokens, r.num_experts});
+}
+
 }  // namespace moebench::kernels

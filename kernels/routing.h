@@ -30,4 +30,7 @@ Routing routing_from_mask(const torch::Tensor& mask_NE, const torch::Tensor& wei
 Routing routing_from_topk(const torch::Tensor& topk_NK, const torch::Tensor& weights_NK,
                           int64_t num_experts);
 
+// bool [N, E]: true at the pairs the routing computes (no gradient).
+torch::Tensor active_mask(const Routing& routing);
+
 }  // namespace moebench::kernels

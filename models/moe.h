@@ -11,54 +11,9 @@
 
 #include "kernels/expert_ops.h"
 #include "kernels/routing.h"
+#include "models/options.h"
 
 namespace moebench::models {
-
-// Every knob of every method (defaults: shared/spec/METHODS.md). Owned by models/, filled from
-// the suite's RunConfig.
-struct MoeOptions {
-  std::string method = "routing_free";
-  int64_t experts = 8;
-  int64_t intermediate = 64;
-  int64_t rank = 0;  // low-rank gate width r; 0 = intermediate / 4
-  // Routing-Free (§1)
-  double theta = 1.0;
-  std::string norm = "l2";  // l2 | l1 | linf
-  double gamma_init = 1.0;
-  double bias_init = -1e-6;
-  double rho_target = 0.25;
-  double eta = 0.02;
-  double lambda0 = 1e-10;
-  double eb_weight = 0.5;  // L_reg = eb_weight * L_EB + tb_weight * L_TB (paper: mu, 1 - mu)
-  double tb_weight = 0.5;
-  bool mask_padding = true;
-  bool lambda_bf16 = false;  // the official code's bf16 lambda (loses precision): option only
-  // Top-k (§2)
-  int64_t top_k = 0;  // 0 = experts / 4
-  double aux_coef = 0.01;
-  // AoE (§5): rf_paper (no aux, width as given) | aoe_paper (pooled aux α·E·Σ f_e P_e with
-  // α = aux_coef; the trainer widens intermediate to baselines::aoe_wide_intermediate)
-  std::string aoe_variant = "rf_paper";
-  // Self-Routing (§6): which E input channels are the logits: last | first | strided
-  std::string self_routing_subspace = "last";
-  // Switch (§3)
-  double capacity_factor_train = 1.25;
-  double capacity_factor_eval = 2.0;
-  double z_loss_coef = 1e-3;
-  double jitter = 0.0;                 // ε of the multiplicative router-input noise; 0 = off
-  std::string switch_norm = "switch";  // switch | megatron
-  // ReMoE (§4)
-  std::string remoe_variant = "original";  // original | rf_paper
-  double remoe_alpha = 1.2;
-  double remoe_lambda0 = 1e-8;
-  // The rf_paper variant's own λ₀ and η (ρ* is rho_target).
-  double remoe_rf_lambda0 = 0.01;
-  double remoe_rf_eta = 0.1;
-  std::string backend = "auto";
-
-  int64_t effective_rank() const { return rank > 0 ? rank : intermediate / 4; }
-  int64_t effective_top_k() const { return top_k > 0 ? top_k : std::max<int64_t>(1, experts / 4); }
-};
 
 // What one MoE layer's policy decided for N tokens.
 struct PolicyOutput {
@@ -66,7 +21,9 @@ struct PolicyOutput {
   torch::Tensor gate_in;  // [N, K] or [N*E, K] (gate_in_per_pair)
   bool gate_in_per_pair = false;
   torch::Tensor scores_NE;  // fp32 gate scores (method's own meaning; RF: s = γ‖Ax‖ − b)
-  torch::Tensor active_NE;  // bool, no gradient
+  // bool [N, E], no gradient: the pairs `routing` computes. Policies leave it undefined; decide()
+  // derives it from the routing, so statistics and kernels can never disagree.
+  torch::Tensor active_NE;
   torch::Tensor layer_aux;  // per-layer aux loss, undefined when the method has none
   // bool [N]: tokens a capacity limit sent past every expert (residual only); undefined when
   // the method never drops.
@@ -137,9 +94,9 @@ class SwiGluImpl : public torch::nn::Module {
 };
 TORCH_MODULE(SwiGlu);
 
-// Factory: the policy and the controller of a method ("routing_free", "dense" has none).
-std::shared_ptr<RoutingPolicyImpl> make_policy(int64_t hidden, const MoeOptions& opts,
-                                               double init_std);
-std::unique_ptr<AuxController> make_controller(const MoeOptions& opts, int64_t layers);
+// The policy's decision for x with active_NE derived from its routing (the one place it is
+// built). valid_N as in route_masked (undefined = every row real).
+PolicyOutput decide(RoutingPolicyImpl& policy, const torch::Tensor& x_NH,
+                    const torch::Tensor& valid_N = {});
 
 }  // namespace moebench::models

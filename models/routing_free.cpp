@@ -5,17 +5,22 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "models/lambda_rule.h"
+
 namespace moebench::models {
 
 RoutingFreePolicyImpl::RoutingFreePolicyImpl(int64_t hidden, const MoeOptions& opts,
                                              double init_std)
-    : experts_(opts.experts), rank_(opts.effective_rank()), theta_(opts.theta), norm_(opts.norm) {
+    : experts_(opts.experts), rank_(opts.effective_rank()) {
+  const auto o = opts.method_options<RoutingFreeOptions>();
+  theta_ = o.theta;
+  norm_ = o.norm;
   if (norm_ != "l2" && norm_ != "l1" && norm_ != "linf") {
     throw std::invalid_argument("moe.norm must be l2, l1 or linf, not '" + norm_ + "'");
   }
   A_ErH = register_parameter("A", torch::randn({experts_, rank_, hidden}) * init_std);
-  gamma_E = register_parameter("gamma", torch::full({experts_}, opts.gamma_init));
-  bias_E = register_parameter("bias", torch::full({experts_}, opts.bias_init));
+  gamma_E = register_parameter("gamma", torch::full({experts_}, o.gamma_init));
+  bias_E = register_parameter("bias", torch::full({experts_}, o.bias_init));
 }
 
 PolicyOutput RoutingFreePolicyImpl::route(const torch::Tensor& x_NH) {
@@ -36,9 +41,8 @@ PolicyOutput RoutingFreePolicyImpl::route(const torch::Tensor& x_NH) {
   }
   PolicyOutput out;
   out.scores_NE = gamma_E.to(gate_dtype) * norm_NE - bias_E.to(gate_dtype);
-  out.active_NE = out.scores_NE.detach() >= theta_;
   // The weight is the raw score s (not s − θ); no normalisation across experts.
-  out.routing = kernels::routing_from_mask(out.active_NE, out.scores_NE);
+  out.routing = kernels::routing_from_mask(out.scores_NE.detach() >= theta_, out.scores_NE);
   out.gate_in = z_NEr.reshape({N * experts_, rank_});
   out.gate_in_per_pair = true;
   return out;
@@ -52,16 +56,9 @@ std::pair<torch::Tensor, torch::Tensor> unified_balance_terms(const torch::Tenso
 }
 
 UnifiedBalance::UnifiedBalance(const MoeOptions& opts, int64_t /*layers*/)
-    : opts_(opts), lambda_(static_cast<float>(opts.lambda0)) {}
-
-float UnifiedBalance::next_lambda(float lambda, double rho, double rho_target, double eta,
-                                  bool bf16_quirk) {
-  const int sign = rho > rho_target ? 1 : (rho < rho_target ? -1 : 0);
-  float next = lambda * std::pow(1.0f + static_cast<float>(eta), static_cast<float>(sign));
-  next = std::min(1.0f, next);
-  if (bf16_quirk) next = c10::BFloat16(next);  // what the official code stores
-  return next;
-}
+    : mask_padding_(opts.mask_padding),
+      opts_(opts.method_options<RoutingFreeOptions>()),
+      lambda_(static_cast<float>(opts_.lambda0)) {}
 
 torch::Tensor UnifiedBalance::loss(const std::vector<PolicyOutput>& layers,
                                    const torch::Tensor& token_mask_N, bool training) {
@@ -72,7 +69,7 @@ torch::Tensor UnifiedBalance::loss(const std::vector<PolicyOutput>& layers,
     M.push_back(active);
   }
   auto P_NC = torch::cat(P, 1), M_NC = torch::cat(M, 1);
-  if (opts_.mask_padding && token_mask_N.defined()) {
+  if (mask_padding_ && token_mask_N.defined()) {
     const auto keep = token_mask_N.reshape({-1}).to(torch::kBool).nonzero().squeeze(1);
     P_NC = P_NC.index_select(0, keep);
     M_NC = M_NC.index_select(0, keep);
@@ -83,7 +80,8 @@ torch::Tensor UnifiedBalance::loss(const std::vector<PolicyOutput>& layers,
   const double rho = M_NC.mean().item<double>();
   const float lambda_used = lambda_;  // the loss uses λ from before this forward's update
   if (training) {
-    lambda_ = next_lambda(lambda_, rho, opts_.rho_target, opts_.eta, opts_.lambda_bf16);
+    lambda_ =
+        multiplicative_lambda_step(lambda_, rho, opts_.rho_target, opts_.eta, opts_.lambda_bf16);
   }
   metrics_ = {{"density", rho},
               {"density_ratio", rho / opts_.rho_target},
@@ -97,6 +95,45 @@ torch::Tensor UnifiedBalance::loss(const std::vector<PolicyOutput>& layers,
 
 void UnifiedBalance::load_state(const std::map<std::string, double>& s) {
   if (auto it = s.find("lambda"); it != s.end()) lambda_ = static_cast<float>(it->second);
+}
+
+const MethodSpec& routing_free_method() {
+  static const MethodSpec spec = [] {
+    MethodSpec m;
+    m.name = "routing_free";
+    m.title = "Routing-Free";
+    m.summary =
+        "Routing-Free MoE (METHODS.md §1): z_e = A_e x, s_e = gamma_e*||z_e|| - bias_e, the\n"
+        "pair (token, e) is active iff s_e >= theta, y = sum over active e of\n"
+        "s_e * D_e (SiLU(B_e z_e) * U_e x)";
+    m.options = option_schema<RoutingFreeOptions>();
+    m.make_policy = [](int64_t hidden, const MoeOptions& o, double init_std) {
+      return std::make_shared<RoutingFreePolicyImpl>(hidden, o, init_std);
+    };
+    m.make_controller = [](const MoeOptions& o, int64_t layers) {
+      return std::make_unique<UnifiedBalance>(o, layers);
+    };
+    // All E low-rank projections A_e x (they give the scores and feed the gate branch), then
+    // density·E experts with the low-rank gate.
+    m.macs = [](const MoeOptions& o, int64_t hidden, double density) {
+      const double E = static_cast<double>(o.experts);
+      return FfnMacs{E * static_cast<double>(o.effective_rank() * hidden),
+                     density * E * low_rank_expert_macs(o, hidden)};
+    };
+    // The official layer also allocates a full-rank gate per expert that it never uses.
+    m.unused_official_params = [](const MoeOptions& o, int64_t hidden) {
+      return o.experts * o.intermediate * hidden;
+    };
+    m.layer_weights = expert_layer_weights(
+        {policy_weight("A", {"E", "r", "H"}, "low-rank projection (score and gate input)"),
+         policy_weight("gamma", {"E"}, "score scale"),
+         policy_weight("bias", {"E"}, "score offset (subtracted)")},
+        /*low_rank=*/true);
+    m.threshold_option = "theta";
+    m.variable_density = true;
+    return m;
+  }();
+  return spec;
 }
 
 }  // namespace moebench::models

@@ -2,9 +2,44 @@
 // s_e = γ_e‖A_e x‖ − b_e ≥ θ, plus the unified expert/token balancing loss with adaptive λ.
 #pragma once
 
+#include "models/method.h"
 #include "models/moe.h"
 
 namespace moebench::models {
+
+// The `moe` keys of Routing-Free (defaults: the paper's; METHODS.md §1).
+struct RoutingFreeOptions {
+  double theta = 1.0;
+  std::string norm = "l2";
+  double gamma_init = 1.0;
+  double bias_init = -1e-6;
+  double rho_target = 0.25;
+  double eta = 0.02;
+  double lambda0 = 1e-10;
+  // L_reg = eb_weight*L_EB + tb_weight*L_TB: the official code's two independent weights; the
+  // paper's mu*L_EB + (1-mu)*L_TB is eb_weight = mu, tb_weight = 1 - mu. A weight of 0 skips it.
+  double eb_weight = 0.5;
+  double tb_weight = 0.5;
+  bool lambda_bf16 = false;  // true = the official code's bf16 λ (loses precision)
+
+  template <class F>
+  void fields(F&& f) {
+    f("theta", theta, at_least(0), "activity threshold: expert e is on iff s_e >= theta");
+    f("norm", norm, one_of({"l2", "l1", "linf"}), "norm of the low-rank projection");
+    f("gamma_init", gamma_init, any_value(), "initial per-expert score scale");
+    f("bias_init", bias_init, any_value(), "initial per-expert score offset");
+    f("rho_target", rho_target, lower_open(0, 1), "target density rho* (active fraction)");
+    f("eta", eta, at_least(0), "lambda controller step: lambda *= (1+eta)^sign(rho - rho*)");
+    // The controller caps λ at 1, so a start above 1 would be clipped at once.
+    f("lambda0", lambda0, closed(0, 1), "initial balancing coefficient lambda");
+    f("eb_weight", eb_weight, at_least(0), "weight of the expert-balance term L_EB");
+    f("tb_weight", tb_weight, at_least(0), "weight of the token-balance term L_TB");
+    f("lambda_bf16", lambda_bf16, any_value(), "round lambda to bf16 as the official code");
+  }
+};
+
+// Routing-Free's registry entry.
+const MethodSpec& routing_free_method();
 
 class RoutingFreePolicyImpl : public RoutingPolicyImpl {
  public:
@@ -36,12 +71,9 @@ class UnifiedBalance : public AuxController {
   void load_state(const std::map<std::string, double>& s) override;
   float lambda() const { return lambda_; }
 
-  // λ ← min(1, λ·(1+η)^sign(ρ − ρ*)), in fp32 (exposed for tests).
-  static float next_lambda(float lambda, double rho, double rho_target, double eta,
-                           bool bf16_quirk);
-
  private:
-  MoeOptions opts_;
+  bool mask_padding_;
+  RoutingFreeOptions opts_;
   float lambda_;
   std::map<std::string, double> metrics_;
 };

@@ -69,14 +69,14 @@ BlockImpl::BlockImpl(const ModelOptions& o) {
   attn_norm = register_module("attn_norm", RmsNorm(o.hidden, o.norm_eps));
   ffn_norm = register_module("ffn_norm", RmsNorm(o.hidden, o.norm_eps));
   attn = register_module("attn", Attention(o));
-  if (o.moe.method == "dense") {
-    const int64_t width = o.dense_intermediate > 0
-                              ? o.dense_intermediate
-                              : std::max<int64_t>(1, o.moe.experts / 4) * o.moe.intermediate;
-    dense = register_module("dense", SwiGlu(o.hidden, width, o.init_std));
+  if (!o.make_policy) {
+    if (o.dense_intermediate < 1) {
+      throw std::invalid_argument("a dense block needs dense_intermediate >= 1");
+    }
+    dense = register_module("dense", SwiGlu(o.hidden, o.dense_intermediate, o.init_std));
   } else {
     moe = register_module(
-        "moe", MoeLayer(o.hidden, o.moe, make_policy(o.hidden, o.moe, o.init_std), o.init_std));
+        "moe", MoeLayer(o.hidden, o.moe, o.make_policy(o.hidden, o.moe, o.init_std), o.init_std));
   }
 }
 

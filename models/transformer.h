@@ -5,6 +5,7 @@
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -25,7 +26,11 @@ struct ModelOptions {
   double attn_dropout = 0.05;
   double init_std = 0.02;
   MoeOptions moe;
-  // "dense": FFN width; 0 = iso-active (k·I with k = E/4).
+  // Builds each block's routing policy (the method's MethodSpec::make_policy). Null = the dense
+  // baseline: one SwiGLU FFN per block, dense_intermediate wide.
+  std::function<std::shared_ptr<RoutingPolicyImpl>(int64_t hidden, const MoeOptions&,
+                                                   double init_std)>
+      make_policy;
   int64_t dense_intermediate = 0;
 };
 

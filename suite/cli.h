@@ -3,6 +3,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <exception>
 #include <filesystem>
 #include <string>
 
@@ -14,6 +15,10 @@ struct GlobalOptions {
   int threads = 0;       // --threads, 0 = all cores
   std::filesystem::path data() const;
 };
+
+// The one line a user sees for a failed command: the message without LibTorch's backtrace and
+// without continuation lines, unless verbose.
+std::string error_line(const std::exception& e, bool verbose);
 
 void add_data_commands(CLI::App& app, GlobalOptions& global);
 void add_env_command(CLI::App& app, GlobalOptions& global);

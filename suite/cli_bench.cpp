@@ -19,6 +19,7 @@
 #include "suite/env_info.h"
 #include "suite/report.h"
 #include "suite/store.h"
+#include "suite/table.h"
 
 namespace moebench::cli {
 namespace {
@@ -200,7 +201,7 @@ std::string read_file(const std::string& path) {
 std::string fixed(double v) { return std::isnan(v) ? "-" : fmt::format("{:.4g}", v); }
 
 // The latest import of each benchmark name, one row each, in the order they were inserted.
-report::Table latest_table(Store& store) {
+Table latest_table(Store& store) {
   const std::vector<KernelBenchRow> rows = store.kernel_bench();
   std::map<std::string, std::string> latest;  // name -> created_at of its newest rows
   for (const auto& r : rows) {
@@ -218,30 +219,27 @@ report::Table latest_table(Store& store) {
     if (added) lines.push_back({&r, {}});
     lines[it->second].metrics[r.metric] = r.value;
   }
-  report::Table t;
-  auto col = [&](const char* name, const char* csv, bool numeric) {
-    t.columns.push_back({name, {csv}, numeric});
-  };
-  col("bench", "bench", false);
-  col("shape", "shape", false);
-  col("backend", "backend", false);
-  col("dtype", "dtype", false);
-  col("ms", "real_time_ms", true);
-  col("TFLOP/s", "tflops", true);
-  col("×dense", "ratio_to_dense", true);
-  col("device", "device", false);
-  col("commit", "commit", false);
+  Table t;
+  t.columns = {simple_column("bench"),
+               simple_column("shape"),
+               simple_column("backend"),
+               simple_column("dtype"),
+               {"ms", {"real_time_ms"}, true},
+               {"TFLOP/s", {"tflops"}, true},
+               {"×dense", {"ratio_to_dense"}, true},
+               simple_column("device"),
+               simple_column("commit")};
   for (const Line& l : lines) {
     const KernelBenchRow& r = *l.first;
-    auto text = [](const std::string& s) { return report::Cell{s, {s}}; };
     auto number = [&](const char* metric) {
       const auto it = l.metrics.find(metric);
       const double v = it == l.metrics.end() ? NAN : it->second;
-      return report::Cell{fixed(v), {std::isnan(v) ? "" : fmt::format("{}", v)}};
+      return Cell{fixed(v), {std::isnan(v) ? "" : fmt::format("{}", v)}};
     };
-    t.rows.push_back({text(r.name.substr(0, r.name.find('/'))), text(r.shape), text(r.backend),
-                      text(r.dtype), number("real_time_ms"), number("tflops"),
-                      number("ratio_to_dense"), text(r.device), text(r.commit)});
+    t.rows.push_back({text_cell(r.name.substr(0, r.name.find('/'))), text_cell(r.shape),
+                      text_cell(r.backend), text_cell(r.dtype), number("real_time_ms"),
+                      number("tflops"), number("ratio_to_dense"), text_cell(r.device),
+                      text_cell(r.commit)});
   }
   t.footnotes.push_back(
       "×dense = time of one dense SwiGLU GEMM chain with the same useful FLOPs / this time "
@@ -264,59 +262,57 @@ void add_bench_commands(CLI::App& app, GlobalOptions& /*global*/) {
       "bench", "kernel benchmark results: import Google Benchmark JSON, show the latest");
   bench->require_subcommand(1);
 
-  auto* import = bench->add_subcommand(
+  auto* import_cmd = bench->add_subcommand(
       "import",
       "store a Google Benchmark JSON file (bench_kernels --benchmark_out=FILE "
       "--benchmark_out_format=json) in the kernel_bench table: one row per benchmark and metric "
       "(real_time_ms and each counter), all in one transaction");
-  import->add_option("--json", args.json, "the benchmark's JSON output")->required();
-  import->add_option("--db", args.db, "results database (created if missing)")
+  import_cmd->add_option("--json", args.json, "the benchmark's JSON output")->required();
+  import_cmd->add_option("--db", args.db, "results database (created if missing)")
       ->capture_default_str();
-  import->callback([] {
+  import_cmd->callback([] {
     // Parse everything before opening the store: a bad file leaves no database and no rows.
     // The source tree's commit now (make bench imports right after running the benchmark),
     // marked "-dirty" when tracked files differ from it.
     bool dirty = false;
-  std::string commit = source_commit(&dirty);
-  if (dirty) commit += "-dirty";
-  const ImportResult r = parse_benchmark_json(read_file(args.json), args.json, commit);
-  for (const auto& s : r.skipped) fmt::print(stderr, "skipped (benchmark error): {}\n", s);
-  if (r.rows.empty()) {
-    throw std::runtime_error(args.json + ": no benchmark results to import (" +
-                             std::to_string(r.skipped.size()) +
-                             " reported an error); rerun the benchmark");
-  }
-  std::vector<KernelBenchRow> rows = r.rows;
-  const std::string stamp = utc_now();  // one stamp: `bench show` groups an import by it
-  for (auto& row : rows) row.created_at = stamp;
-  Store store(args.db);
-  store.insert_kernel_bench(rows);
-  fmt::print("imported {} rows ({} skipped benchmarks) from {} into {}\n", rows.size(),
-             r.skipped.size(), args.json, args.db);
-});
+    std::string commit = source_commit(&dirty);
+    if (dirty) commit += "-dirty";
+    const ImportResult r = parse_benchmark_json(read_file(args.json), args.json, commit);
+    for (const auto& s : r.skipped) fmt::print(stderr, "skipped (benchmark error): {}\n", s);
+    if (r.rows.empty()) {
+      throw std::runtime_error(args.json + ": no benchmark results to import (" +
+                               std::to_string(r.skipped.size()) +
+                               " reported an error); rerun the benchmark");
+    }
+    std::vector<KernelBenchRow> rows = r.rows;
+    const std::string stamp = utc_now();  // one stamp: `bench show` groups an import by it
+    for (auto& row : rows) row.created_at = stamp;
+    Store store(args.db);
+    store.insert_kernel_bench(rows);
+    fmt::print("imported {} rows ({} skipped benchmarks) from {} into {}\n", rows.size(),
+               r.skipped.size(), args.json, args.db);
+  });
 
-auto* show = bench->add_subcommand(
-    "show", "the latest stored result of each kernel benchmark: ms, TFLOP/s, ratio to dense");
-show->add_option("--db", args.show_db, "results database")->capture_default_str();
-show->add_option("--format", args.format, "term (aligned), md (GitHub markdown) or csv")
-    ->check(CLI::IsMember({"term", "md", "csv"}))
-    ->capture_default_str();
-show->callback([] {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(args.show_db, ec)) {
-    throw std::runtime_error("no results database at '" + args.show_db +
-                             "': run `make bench` or `moebench bench import --json FILE`");
-  }
-  Store store(args.show_db);
-  const report::Table t = latest_table(store);
-  if (t.rows.empty()) {
-    throw std::runtime_error("no kernel benchmarks in '" + args.show_db +
-                             "': run `make bench` or `moebench bench import --json FILE`");
-  }
-  const report::Format format = report::parse_format(args.format);
-  const std::string text = report::render(t, format);
-  std::fwrite(text.data(), 1, text.size(), stdout);
-});
-}  // namespace moebench::cli
+  auto* show = bench->add_subcommand(
+      "show", "the latest stored result of each kernel benchmark: ms, TFLOP/s, ratio to dense");
+  show->add_option("--db", args.show_db, "results database")->capture_default_str();
+  show->add_option("--format", args.format, "term (aligned), md (GitHub markdown) or csv")
+      ->check(CLI::IsMember({"term", "md", "csv"}))
+      ->capture_default_str();
+  show->callback([] {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(args.show_db, ec)) {
+      throw std::runtime_error("no results database at '" + args.show_db +
+                               "': run `make bench` or `moebench bench import --json FILE`");
+    }
+    Store store(args.show_db);
+    const Table t = latest_table(store);
+    if (t.rows.empty()) {
+      throw std::runtime_error("no kernel benchmarks in '" + args.show_db +
+                               "': run `make bench` or `moebench bench import --json FILE`");
+    }
+    print_table(t, parse_format(args.format));
+  });
+}
 
 }  // namespace moebench::cli

@@ -4,6 +4,7 @@
 
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -61,7 +62,8 @@ struct DataArgs {
   std::string stats_vocab = "gpt2";
   std::string enc_file, enc_vocab = "gpt2";
   std::string dec_file = "-", dec_vocab = "gpt2";
-  std::string ver_file, ver_vocab;
+  std::vector<std::string> ver_files;
+  std::string ver_vocab;
 };
 
 }  // namespace
@@ -160,18 +162,39 @@ void add_data_commands(CLI::App& app, GlobalOptions& global) {
   });
 
   auto* verify = data->add_subcommand(
-      "verify", "check a token shard: header, size, checksum and (with --vocab) its vocabulary");
-  verify->add_option("SHARD", args.ver_file, "a .bin shard written by data prepare")->required();
-  verify->add_option("--vocab", args.ver_vocab, "vocabulary the shard must have been made with");
+      "verify",
+      "fully check token shards: header, size, document table, checksum, every token id inside "
+      "the vocabulary, and (with --vocab) the vocabulary itself; exits non-zero if any is bad");
+  verify
+      ->add_option("SHARD", args.ver_files,
+                   "one or more .bin shards written by data prepare, or folders of them "
+                   "(e.g. <data>/tokens/bpe8k)")
+      ->required();
+  verify->add_option("--vocab", args.ver_vocab, "vocabulary the shards must have been made with");
   verify->callback([&global] {
-    data::ShardReader shard(args.ver_file);
+    std::optional<data::VocabInfo> expected;
     if (!args.ver_vocab.empty()) {
       const auto tok = data::load_vocab(global.data(), args.ver_vocab);
-      shard.require_vocab({tok.name(), tok.identity(), static_cast<uint32_t>(tok.vocab_size()),
-                           static_cast<uint32_t>(tok.eot_id())});
+      expected =
+          data::VocabInfo{tok.name(), tok.identity(), static_cast<uint32_t>(tok.vocab_size()),
+                          static_cast<uint32_t>(tok.eot_id())};
     }
-    fmt::print("{}: ok ({} documents, {} tokens, vocabulary '{}' of {} ids)\n", args.ver_file,
-               shard.num_docs(), shard.num_tokens(), shard.vocab_name(), shard.header().vocab_size);
+    const std::vector<std::filesystem::path> paths(args.ver_files.begin(), args.ver_files.end());
+    size_t bad = 0;
+    const auto checks = data::check_shards(paths, expected ? &*expected : nullptr);
+    for (const auto& c : checks) {
+      // Each failure already names its file, the problem and the command that rebuilds it.
+      if (c.ok) {
+        fmt::print("{}: ok ({})\n", c.path.string(), c.detail);
+      } else {
+        ++bad;
+        fmt::print(stderr, "BAD: {}\n", c.detail);
+      }
+    }
+    if (bad > 0) {
+      throw std::runtime_error(
+          fmt::format("{} of {} shards failed verification (see above)", bad, checks.size()));
+    }
   });
 }
 

@@ -9,11 +9,13 @@
 
 #include "datasets/prepare.h"
 #include "datasets/vocab.h"
+#include "suite/checkpoint.h"
 #include "suite/cli.h"
 #include "suite/config.h"
 #include "suite/env_info.h"
 #include "suite/evaluator.h"
 #include "suite/report.h"
+#include "suite/run_context.h"
 #include "suite/store.h"
 
 namespace moebench::cli {
@@ -41,12 +43,6 @@ struct Source {
   std::string label;
 };
 
-nlohmann::json read_json(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error("cannot read " + path.string());
-  return nlohmann::json::parse(in);
-}
-
 void run_eval(const EvalArgs& args, bool db_given, const GlobalOptions& global) {
   if (args.run_key.empty() && args.checkpoint.empty()) {
     throw std::runtime_error(
@@ -72,32 +68,22 @@ void run_eval(const EvalArgs& args, bool db_given, const GlobalOptions& global) 
                                        : fs::path(args.checkpoint);
   } else {
     ckpt_dir = args.checkpoint;
-    if (!fs::exists(ckpt_dir / "model.pt")) {
-      throw std::runtime_error(fmt::format(
-          "no checkpoint at {} (no model.pt): the trainer keeps each run's final checkpoint in "
-          "<checkpoints>/<run_key>",
-          ckpt_dir.string()));
-    }
-    if (!fs::exists(ckpt_dir / "config.json")) {
-      throw std::runtime_error(fmt::format(
-          "no config.json in {} (checkpoints from older trainers lack it): pass --run RUN_KEY "
-          "--db DB to read the config from the store",
-          ckpt_dir.string()));
-    }
-    std::ifstream in(ckpt_dir / "config.json");
-    src.cfg = config_from_json(std::string(std::istreambuf_iterator<char>(in), {}));
-    src.label = src.cfg.moe.method;
   }
-  if (!fs::exists(ckpt_dir / "model.pt") || !fs::exists(ckpt_dir / "state.json")) {
+  const auto checkpoint = find_checkpoint(ckpt_dir);
+  if (!checkpoint) {
     throw std::runtime_error(fmt::format(
-        "no checkpoint at {} (model.pt + state.json): the trainer keeps each run's final "
-        "checkpoint in <checkpoints>/<run_key>; point --checkpoints or --checkpoint at it, or "
-        "retrain with `moebench train`",
+        "no complete checkpoint at {}: the trainer keeps each run's last two checkpoints in "
+        "<checkpoints>/<run_key>; point --checkpoints or --checkpoint at it, or retrain with "
+        "`moebench train`",
         ckpt_dir.string()));
   }
-  const nlohmann::json state = read_json(ckpt_dir / "state.json");
-  const int64_t step = state.at("step").get<int64_t>();
-  const std::string ckpt_key = state.value("run_key", std::string());
+  if (src.run_key.empty()) {
+    src.cfg = read_checkpoint_config(*checkpoint);
+    src.label = src.cfg.moe.method;
+  }
+  const CheckpointState state = read_checkpoint_state(*checkpoint);
+  const int64_t step = state.step;
+  const std::string& ckpt_key = state.run_key;
   if (!src.run_key.empty() && !ckpt_key.empty() && ckpt_key != src.run_key) {
     throw std::runtime_error(fmt::format("checkpoint {} belongs to run {}, not {}",
                                          ckpt_dir.string(), ckpt_key, src.run_key));
@@ -119,50 +105,37 @@ void run_eval(const EvalArgs& args, bool db_given, const GlobalOptions& global) 
   for (const auto& s : args.sets) apply_override(cfg, s);
   validate(cfg);
   // Rows at another θ than the trained one carry it; everything else is the run's own.
-  const std::optional<double> row_theta =
-      cfg.moe.theta != src.cfg.moe.theta ? std::optional<double>(cfg.moe.theta) : std::nullopt;
+  const std::optional<double> theta = threshold_of(cfg);
+  const std::optional<double> row_theta = theta != threshold_of(src.cfg) ? theta : std::nullopt;
   const std::vector<std::string> tasks = args.no_tasks        ? std::vector<std::string>{}
                                          : args.tasks.empty() ? cfg.eval.tasks
                                                               : args.tasks;
   eval::check_task_names(tasks);
-  if (!args.theta_sweep.empty() && cfg.moe.method != "routing_free") {
-    throw std::runtime_error("--theta-sweep needs a routing_free run; this one is " +
-                             cfg.moe.method);
+  if (!args.theta_sweep.empty() && !theta) {
+    throw std::runtime_error(
+        "--theta-sweep needs a method with a threshold (routing_free); this "
+        "run's is " +
+        cfg.moe.method);
   }
   const size_t max_items =
       static_cast<size_t>(args.max_items >= 0 ? args.max_items : cfg.eval.max_examples);
 
   configure_threads(global.threads > 0 ? global.threads : cfg.train.threads);
-  const torch::Device device = run_device(cfg);
-  if (cfg.train.dtype == "bf16" && device.is_cpu()) {
+  if (cfg.train.dtype == "bf16" && run_device(cfg).is_cpu()) {
     throw std::runtime_error(
         "the run was trained in bf16, which needs a CUDA device; --set train.dtype=fp32 "
         "evaluates it in fp32 on the CPU");
   }
-
-  // Model, exactly as the trainer built it, then the checkpoint's tensors.
+  // Model and validation split exactly as the trainer built them, then the checkpoint's weights.
   const fs::path data_dir = global.data();
-  const auto tok = data::load_vocab(data_dir, cfg.model.vocab);
-  auto model = models::Transformer(model_options(cfg, tok.vocab_size()));
-  model->to(device);
-  if (cfg.train.dtype == "bf16") model->to(torch::kBFloat16);
-  {
-    torch::serialize::InputArchive archive;
-    archive.load_from((ckpt_dir / "model.pt").string(), device);
-    model->load(archive);
-  }
-  model->eval();
-
-  // Validation split, read as the trainer reads it.
-  const auto dir = cfg.data.shard_dir.empty() ? data::shard_dir(data_dir, cfg.model.vocab)
-                                              : fs::path(cfg.data.shard_dir);
-  data::ShardReader val_shard(dir / "val.bin");
-  val_shard.require_vocab({tok.name(), tok.identity(), static_cast<uint32_t>(tok.vocab_size()),
-                           static_cast<uint32_t>(tok.eot_id())});
-  const int micro = effective_micro_batch(cfg.data);
-  const data::BatchSampler val_sampler(
-      val_shard, cfg.data.mode == "packed" ? data::SampleMode::kPacked : data::SampleMode::kPadded,
-      cfg.model.seq_len, micro, cfg.train.seed);
+  RunContext ctx = build_run_context(cfg, data_dir, Splits::kValidation);
+  load_checkpoint(*checkpoint, *ctx.model, ctx.device);
+  ctx.model->eval();
+  auto& model = ctx.model;
+  const auto& tok = *ctx.tokenizer;
+  const torch::Device device = ctx.device;
+  const int micro = ctx.micro_batch;
+  const data::BatchSampler& val_sampler = *ctx.val_sampler;
 
   fmt::print("run {} ({}), checkpoint step {}{}\n", src.run_key, src.label, step,
              row_theta ? fmt::format(", evaluated at θ = {:g}", *row_theta) : "");
@@ -197,7 +170,7 @@ void run_eval(const EvalArgs& args, bool db_given, const GlobalOptions& global) 
 
   if (!args.theta_sweep.empty()) {
     const auto points = eval::theta_sweep(*model, val_sampler, micro, cfg.eval.val_batches, device,
-                                          args.theta_sweep, cfg.moe.theta);
+                                          args.theta_sweep, *theta);
     fmt::print("\n{:>8} {:>9} {:>9} {:>8}\n", "θ", "val loss", "ppl", "density");
     for (const auto& p : points) {
       fmt::print("{:>8g} {:>9.4f} {:>9.2f} {:>8.3f}\n", p.theta, p.val.loss, p.val.ppl, p.density);
@@ -227,7 +200,7 @@ void add_eval_command(CLI::App& app, GlobalOptions& global) {
       "Routing-Free θ sweep; rows go to the store at the checkpoint's step");
   cmd->add_option("--run", args.run_key, "run key of a stored run (see moebench runs)");
   cmd->add_option("--checkpoint", args.checkpoint,
-                  "checkpoint folder (model.pt, state.json, config.json); default "
+                  "a run's checkpoint folder (or one of its step-N folders); default "
                   "<checkpoints>/<run key> with --run");
   auto* db_opt = cmd->add_option("--db", args.db, "results database")->capture_default_str();
   cmd->add_option("--checkpoints", args.checkpoints, "checkpoint root used with --run")

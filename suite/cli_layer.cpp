@@ -10,57 +10,23 @@
 #include <limits>
 #include <map>
 #include <string>
+#include <variant>
 #include <vector>
 
+#include "baselines/registry.h"
+#include "models/method.h"
 #include "models/moe.h"
 #include "suite/cli.h"
+#include "suite/config.h"
 #include "suite/safetensors.h"
 
 namespace moebench::cli {
 namespace {
 
-// One weight of a method: its name in IN (grad_<name> in OUT), its shape in dimension symbols
-// (N tokens, H hidden, E experts, I intermediate, r low-rank size) and the name under which the
-// layer module registered the parameter it is copied into (whose .grad() becomes grad_<name>).
-struct WeightSpec {
-  std::string name;
-  std::vector<std::string> dims;
-  std::string doc;
-  std::string param;  // e.g. "policy.router", "w_up"
-};
+using models::LayerWeight;
 
-struct LayerMethod {
-  std::string summary;
-  std::vector<WeightSpec> weights;
-  bool routed = true;  // false: dense, one SwiGLU FFN (no policy, no scores)
-};
-
-// A weight the routing policy owns, found by the name it registered ("A", "gamma", "bias",
-// "router"): the IN tensor names are those names, so no method needs its own accessor.
-WeightSpec policy_weight(const std::string& name, std::vector<std::string> dims,
-                         const std::string& doc) {
-  return {name, std::move(dims), doc, "policy." + name};
-}
-
-// The shared expert weights (MoeLayerImpl's w_gate, w_up, w_down): the SiLU-branch gate
-// (full-rank G_e [I, H] fed x, or low-rank B_e [I, r] fed z = A_e x), the up projection U_e and
-// the down projection D_e.
-std::vector<WeightSpec> expert_weights(bool low_rank) {
-  return {
-      low_rank
-          ? WeightSpec{"B", {"E", "I", "r"}, "low-rank gate (SiLU branch, fed z = A_e x)", "w_gate"}
-          : WeightSpec{"G", {"E", "I", "H"}, "gate projection (SiLU branch)", "w_gate"},
-      {"U", {"E", "I", "H"}, "up projection", "w_up"},
-      {"D", {"E", "H", "I"}, "down projection", "w_down"}};
-}
-
-LayerMethod method(const std::string& summary, std::vector<WeightSpec> policy, bool low_rank) {
-  for (auto& w : expert_weights(low_rank)) policy.push_back(std::move(w));
-  return {summary, std::move(policy)};
-}
-
-// The parameter a WeightSpec names, in the layer module (MoeLayer or SwiGlu).
-torch::Tensor layer_param(torch::nn::Module& layer, const WeightSpec& w) {
+// The parameter a LayerWeight names, in the layer module (MoeLayer or SwiGlu).
+torch::Tensor layer_param(torch::nn::Module& layer, const LayerWeight& w) {
   const auto params = layer.named_parameters(/*recurse=*/true);
   if (!params.contains(w.param)) {
     throw std::logic_error("moebench layer: the layer has no parameter '" + w.param + "' for '" +
@@ -69,151 +35,22 @@ torch::Tensor layer_param(torch::nn::Module& layer, const WeightSpec& w) {
   return params[w.param];
 }
 
-// method -> its weights. A method added in baselines/ adds one entry here: its policy's
-// parameters (by registered name) and whether its experts use the low-rank gate. The sizes E, I
-// and r found in the shapes become MoeOptions::experts, intermediate and rank.
-const std::map<std::string, LayerMethod>& layer_methods() {
-  const auto router = [] { return policy_weight("router", {"E", "H"}, "router W_r (no bias)"); };
-  static const std::map<std::string, LayerMethod> methods = {
-      {"routing_free",
-       method("Routing-Free MoE (METHODS.md §1): z_e = A_e x, s_e = gamma_e*||z_e|| - bias_e, the\n"
-              "pair (token, e) is active iff s_e >= theta, y = sum over active e of\n"
-              "s_e * D_e (SiLU(B_e z_e) * U_e x)",
-              {policy_weight("A", {"E", "r", "H"}, "low-rank projection (score and gate input)"),
-               policy_weight("gamma", {"E"}, "score scale"),
-               policy_weight("bias", {"E"}, "score offset (subtracted)")},
-              /*low_rank=*/true)},
-      {"aoe",
-       method("Autonomy-of-Experts (METHODS.md §5): z_e = A_e x, s_e = ||z_e||, the top-K norms\n"
-              "(K = moe.top_k, default E/4) win with weights softmax over those K norms,\n"
-              "y = sum over chosen e of w_e * D_e (SiLU(B_e z_e) * U_e x); scores = softmax over\n"
-              "all E norms",
-              {policy_weight("A", {"E", "r", "H"},
-                             "low-rank projection (norm score and gate "
-                             "input)")},
-              /*low_rank=*/true)},
-      {"topk",
-       method("Top-k MoE (METHODS.md §2, Mixtral style): p = softmax(router x), the top-K\n"
-              "experts (K = moe.top_k, default E/4) with weights p renormalised over them,\n"
-              "y = sum over chosen e of w_e * D_e (SiLU(G_e x) * U_e x); scores = p",
-              {router()}, /*low_rank=*/false)},
-      {"self_routing",
-       method("Self-Routing (METHODS.md §6, our reading of the abstract): logits = E fixed\n"
-              "channels of x (moe.self_routing_subspace, default the last E), softmax, top-K\n"
-              "renormalised to sum 1, y = sum over chosen e of w_e * D_e (SiLU(G_e x) * U_e x);\n"
-              "no router weights; scores = softmax over all E logits",
-              {}, /*low_rank=*/false)},
-      {"switch",
-       method("Switch Transformer (METHODS.md §3): p = softmax(router x), each token to argmax p\n"
-              "with weight p_argmax (not renormalised); expert capacity ceil(N/E * CF), CF =\n"
-              "moe.capacity_factor_train (the layer runs in training mode), overflow tokens\n"
-              "dropped first-come by position (y = 0 for them); y = w * D_e (SiLU(G_e x) * U_e "
-              "x);\nscores = p at the kept pairs",
-              {router()}, /*low_rank=*/false)},
-      {"dense",
-       {"Dense SwiGLU FFN (METHODS.md §7): y = D (SiLU(G x) * U x), one FFN for every token, no\n"
-        "routing; I is the FFN width (in training moe.dense_width: iso_active = k*I_expert,\n"
-        "iso_param = E*I_expert); OUT has no scores",
-        {{"G", {"I", "H"}, "gate projection (SiLU branch)", "w_gate"},
-         {"U", {"I", "H"}, "up projection", "w_up"},
-         {"D", {"H", "I"}, "down projection", "w_down"}},
-        /*routed=*/false}},
-      {"remoe",
-       method("ReMoE (METHODS.md §4): R = ReLU(router x), y = sum over e with R_e > 0 of\n"
-              "R_e * D_e (SiLU(G_e x) * U_e x) (a token may have no expert: y = 0); scores = R",
-              {router()}, /*low_rank=*/false)},
-  };
-  return methods;
-}
-
-// The --set keys: MoeOptions fields that the shapes do not fix.
-struct SetKey {
-  std::string doc;
-  std::function<void(models::MoeOptions&, const std::string&)> apply;
-};
-
-double parse_double(const std::string& key, const std::string& value) {
-  size_t used = 0;
-  double v = 0;
-  try {
-    v = std::stod(value, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (value.empty() || used != value.size() || !std::isfinite(v)) {
-    throw std::invalid_argument(fmt::format("--set {}={}: not a finite number", key, value));
-  }
-  return v;
-}
-
-const std::map<std::string, SetKey>& set_keys() {
-  static const std::map<std::string, SetKey> keys = {
-      {"moe.theta",
-       {"activity threshold theta (default 1.0, the paper's)",
-        [](models::MoeOptions& o, const std::string& v) {
-          o.theta = parse_double("moe.theta", v);
-        }}},
-      {"moe.norm",
-       {"score norm: l2 (default, the paper's), l1 or linf",
-        [](models::MoeOptions& o, const std::string& v) {
-          if (v != "l2" && v != "l1" && v != "linf") {
-            throw std::invalid_argument("--set moe.norm=" + v + ": must be l2, l1 or linf");
-          }
-          o.norm = v;
-        }}},
-      {"moe.top_k",
-       {"experts per token for aoe and self_routing (default E/4, at least 1)",
-        [](models::MoeOptions& o, const std::string& v) {
-          const double k = parse_double("moe.top_k", v);
-          if (k < 1 || k != static_cast<double>(static_cast<int64_t>(k))) {
-            throw std::invalid_argument("--set moe.top_k=" + v + ": must be a whole number >= 1");
-          }
-          o.top_k = static_cast<int64_t>(k);
-        }}},
-      {"moe.self_routing_subspace",
-       {"self_routing logit channels: last (default), first or strided",
-        [](models::MoeOptions& o, const std::string& v) {
-          if (v != "last" && v != "first" && v != "strided") {
-            throw std::invalid_argument("--set moe.self_routing_subspace=" + v +
-                                        ": must be last, first or strided");
-          }
-          o.self_routing_subspace = v;
-        }}},
-      {"moe.capacity_factor_train",
-       {"switch capacity factor CF (default 1.25; the layer runs in training mode)",
-        [](models::MoeOptions& o, const std::string& v) {
-          const double cf = parse_double("moe.capacity_factor_train", v);
-          if (cf <= 0) {
-            throw std::invalid_argument("--set moe.capacity_factor_train=" + v + ": must be > 0");
-          }
-          o.capacity_factor_train = cf;
-        }}},
-      {"kernels.backend",
-       {"expert kernels: auto (default), reference, cpu, cuda",
-        [](models::MoeOptions& o, const std::string& v) { o.backend = v; }}},
-  };
-  return keys;
-}
-
-void apply_set(models::MoeOptions& opts, const std::string& kv) {
-  const auto eq = kv.find('=');
-  if (eq == std::string::npos) {
-    throw std::invalid_argument(fmt::format("--set expects key=value, got '{}'", kv));
-  }
-  const std::string key = kv.substr(0, eq), value = kv.substr(eq + 1);
-  const auto& keys = set_keys();
-  if (const auto it = keys.find(key); it != keys.end()) {
-    it->second.apply(opts, value);
-    return;
-  }
+// The --set keys: the config's own parsing and validation (as `moebench train`), limited to the
+// keys one layer reads: the moe section, but not the sizes the tensor shapes fix, and the
+// kernels backend.
+void apply_set(RunConfig& cfg, const std::string& kv) {
+  const std::string key = kv.substr(0, kv.find('='));
   if (key == "moe.experts" || key == "moe.intermediate" || key == "moe.rank") {
     throw std::invalid_argument(
         fmt::format("--set {}: moebench layer takes the sizes from the tensor shapes", key));
   }
-  std::string known;
-  for (const auto& [k, _] : keys) known += (known.empty() ? "" : ", ") + k;
-  throw std::invalid_argument(
-      fmt::format("--set {}: unknown key for moebench layer (settable: {})", key, known));
+  if (key.rfind("moe.", 0) != 0 && key != "kernels.backend") {
+    throw std::invalid_argument(fmt::format(
+        "--set {}: unknown key for moebench layer (settable: moe.* except the sizes, and "
+        "kernels.backend)",
+        key));
+  }
+  apply_override(cfg, kv);
 }
 
 // Sizes found so far and the tensor each came from (for the error messages).
@@ -290,10 +127,10 @@ StTensor from_torch(const torch::Tensor& t) {
 
 // The command's core: IN tensors -> OUT tensors (see the --help footer for the names).
 SafeTensors run_layer(const SafeTensors& in, const std::string& file, const std::string& method,
-                      models::MoeOptions opts) {
-  const LayerMethod& m = layer_methods().at(method);
+                      RunConfig cfg) {
+  const models::MethodSpec& m = baselines::find_method(method);
   std::vector<std::string> names = {"x", "grad_y"};
-  for (const auto& w : m.weights) names.push_back(w.name);
+  for (const auto& w : m.layer_weights) names.push_back(w.name);
   for (const auto& [name, _] : in.tensors) {
     if (std::find(names.begin(), names.end(), name) == names.end()) {
       fmt::print(stderr, "moebench layer: warning: {}: tensor '{}' is not used by {}\n", file, name,
@@ -303,20 +140,35 @@ SafeTensors run_layer(const SafeTensors& in, const std::string& file, const std:
   Dims d;
   const auto& x_in = checked_input(in, file, "x", {"N", "H"}, names, d);
   const auto& gy_in = checked_input(in, file, "grad_y", {"N", "H"}, names, d);
-  for (const auto& w : m.weights) checked_input(in, file, w.name, w.dims, names, d);
+  for (const auto& w : m.layer_weights) checked_input(in, file, w.name, w.dims, names, d);
+  // NaN or Inf in any input would silently poison every output: refuse it, naming where.
+  for (const auto& name : names) {
+    const StTensor& t = in.tensors.at(name);
+    for (size_t i = 0; i < t.bytes.size() / sizeof(float); ++i) {
+      float v;
+      std::memcpy(&v, t.bytes.data() + i * sizeof(float), sizeof(float));
+      if (!std::isfinite(v)) {
+        throw std::invalid_argument(
+            fmt::format("{}: tensor '{}' holds {} at flat index {}", file, name, v, i));
+      }
+    }
+  }
 
+  models::MoeOptions& opts = cfg.moe;
   opts.method = method;
   if (d.size.count("E")) opts.experts = d.size["E"];
   if (d.size.count("I")) opts.intermediate = d.size["I"];
   if (d.size.count("r")) opts.rank = d.size["r"];
+  validate(cfg);  // the values together (moe.top_k <= the E of the shapes, ...)
+  opts.backend = cfg.kernels.backend;
   const int64_t H = d.size.at("H");
 
   // The random init is overwritten below; the seed only keeps the run free of chance.
   torch::manual_seed(0);
   std::shared_ptr<torch::nn::Module> layer;
   std::function<torch::Tensor(const torch::Tensor&, std::vector<models::PolicyOutput>*)> forward;
-  if (m.routed) {
-    models::MoeLayer moe(H, opts, models::make_policy(H, opts, 0.02), 0.02);
+  if (m.routed()) {
+    models::MoeLayer moe(H, opts, m.make_policy(H, opts, 0.02), 0.02);
     layer = moe.ptr();
     forward = [moe](const torch::Tensor& x, std::vector<models::PolicyOutput>* outs) mutable {
       return moe->forward(x, outs);
@@ -330,7 +182,7 @@ SafeTensors run_layer(const SafeTensors& in, const std::string& file, const std:
   }
   {
     torch::NoGradGuard no_grad;
-    for (const auto& w : m.weights) {
+    for (const auto& w : m.layer_weights) {
       auto p = layer_param(*layer, w);
       const auto& t = in.tensors.at(w.name);
       if (p.sizes().vec() != t.shape) {
@@ -357,7 +209,7 @@ SafeTensors run_layer(const SafeTensors& in, const std::string& file, const std:
   out.tensors["y"] = from_torch(y);
   // Dense: every token takes the one FFN, so N "pairs" and no scores.
   int64_t active_pairs = x.size(0);
-  if (m.routed) {
+  if (m.routed()) {
     const auto& route = outs.at(0);
     out.tensors["scores"] = from_torch(
         route.scores_NE.detach()
@@ -366,17 +218,20 @@ SafeTensors run_layer(const SafeTensors& in, const std::string& file, const std:
     active_pairs = route.active_NE.sum().item<int64_t>();
   }
   out.tensors["grad_x"] = from_torch(grad_or_zero(x));
-  for (const auto& w : m.weights)
+  for (const auto& w : m.layer_weights)
     out.tensors["grad_" + w.name] = from_torch(grad_or_zero(layer_param(*layer, w)));
   std::string sizes;
   for (const auto& [k, v] : d.size) sizes += fmt::format("{}{}={}", sizes.empty() ? "" : " ", k, v);
   out.metadata = {{"method", method},
-                  {"moe.theta", fmt::format("{}", opts.theta)},
-                  {"moe.norm", opts.norm},
                   {"sizes", sizes},
                   {"active_pairs", std::to_string(active_pairs)},
                   {"loss", "sum(y * grad_y); no balancing loss"},
                   {"moebench_commit", MOEBENCH_COMMIT}};
+  // The method's own options as the layer used them.
+  for (const auto& f : m.options) {
+    out.metadata["moe." + f.name] =
+        std::visit([](const auto& v) { return fmt::format("{}", v); }, opts.params.at(f.name));
+  }
   return out;
 }
 
@@ -386,22 +241,27 @@ std::string help_footer() {
       "E experts, I intermediate, r low-rank size):\n"
       "  IN   x [N, H]            layer input (after the pre-FFN RMSNorm)\n"
       "       grad_y [N, H]       upstream gradient: the backward is of sum(y * grad_y)\n";
-  for (const auto& [name, m] : layer_methods()) {
-    s += fmt::format("  --method {}:\n", name);
+  for (const auto* method : baselines::all_methods()) {
+    const models::MethodSpec& m = *method;
+    s += fmt::format("  --method {}:\n", m.name);
     // The summary's lines indented under the method name.
     for (size_t b = 0, e; b < m.summary.size(); b = e + 1) {
       e = std::min(m.summary.find('\n', b), m.summary.size());
       s += "       " + m.summary.substr(b, e - b) + "\n";
     }
-    for (const auto& w : m.weights) {
+    for (const auto& w : m.layer_weights) {
       s += fmt::format("       {:<19} {}\n", w.name + " [" + join(w.dims) + "]", w.doc);
+    }
+    for (const auto& f : m.options) {
+      s += fmt::format("       --set moe.{}  {}\n", f.name, f.help);
     }
   }
   s += "  OUT  y [N, H], scores [N, E] (gate score, -inf where the pair is inactive; not for\n"
        "       dense),\n"
        "       grad_x [N, H], grad_<name> for every weight above (same shape as the weight)\n"
-       "Only the layer: the balancing loss is not included. --set keys:\n";
-  for (const auto& [k, v] : set_keys()) s += fmt::format("  {:<17} {}\n", k, v.doc);
+       "Only the layer: the balancing loss is not included. --set takes the method's keys\n"
+       "above, moe.top_k and moe.mask_padding, and kernels.backend (auto, reference, cpu, cuda),\n"
+       "parsed and checked as by `moebench train`; defaults are the paper's.\n";
   return s;
 }
 
@@ -421,8 +281,7 @@ void add_layer_command(CLI::App& app, GlobalOptions& global) {
       "safetensors file and write the output, the gate scores and every gradient to another (to "
       "check another "
       "implementation against this one)");
-  std::vector<std::string> methods;
-  for (const auto& [name, _] : layer_methods()) methods.push_back(name);
+  const std::vector<std::string> methods = baselines::method_names();
   cmd->add_option("--method", args.method, "MoE method: " + join(methods))
       ->required()
       ->check(CLI::IsMember(methods));
@@ -433,19 +292,18 @@ void add_layer_command(CLI::App& app, GlobalOptions& global) {
   cmd->footer(help_footer());
   cmd->callback([&global] {
     if (global.threads > 0) torch::set_num_threads(global.threads);
-    models::MoeOptions opts;  // the paper's defaults: theta 1.0, l2 norm
-    for (const auto& kv : args.sets) apply_set(opts, kv);
+    RunConfig cfg;  // the paper's defaults (theta 1.0, l2 norm, ...)
+    for (const auto& kv : args.sets) apply_set(cfg, kv);
     const SafeTensors in = read_safetensors(args.in);
-    const SafeTensors out = run_layer(in, args.in, args.method, opts);
+    const SafeTensors out = run_layer(in, args.in, args.method, cfg);
     write_safetensors(args.out, out);
-    if (!layer_methods().at(args.method).routed) {
+    if (!baselines::find_method(args.method).routed()) {
       fmt::print("layer {} ({}): one SwiGLU FFN; wrote {}\n", args.method, out.metadata.at("sizes"),
                  args.out);
       return;
     }
-    fmt::print("layer {} ({}, theta {}, norm {}): {} active (token, expert) pairs; wrote {}\n",
-               args.method, out.metadata.at("sizes"), opts.theta, opts.norm,
-               out.metadata.at("active_pairs"), args.out);
+    fmt::print("layer {} ({}): {} active (token, expert) pairs; wrote {}\n", args.method,
+               out.metadata.at("sizes"), out.metadata.at("active_pairs"), args.out);
   });
 }
 

@@ -58,17 +58,14 @@ void add_matrix_command(CLI::App& app, GlobalOptions& global) {
       ->needs(emit);
   cmd->callback([&global] {
     const auto runs = load_plan(args.plan);
-    std::vector<bool> done(runs.size(), false);
+    std::vector<bool> done;
     {
       Store store(args.db);
-      for (size_t i = 0; i < runs.size(); ++i) {
+      done = finished_in_store(runs, store);
+      for (size_t i = 0; args.dry_run && i < runs.size(); ++i) {
         const auto row = store.find_run(runs[i].run_key);
-        done[i] = row && row->status != RunStatus::kRunning &&
-                  row->status != RunStatus::kInterrupted && row->status != RunStatus::kFailed;
-        if (args.dry_run) {
-          fmt::print("{}  {:<13} {:<6} seed {:<4} {}\n", runs[i].run_key, runs[i].method,
-                     runs[i].size, runs[i].seed, row ? to_string(row->status) : "new");
-        }
+        fmt::print("{}  {:<13} {:<6} seed {:<4} {}\n", runs[i].run_key, runs[i].method,
+                   runs[i].size, runs[i].seed, row ? to_string(row->status) : "new");
       }
     }
     if (args.dry_run) return;
@@ -107,7 +104,7 @@ void add_matrix_command(CLI::App& app, GlobalOptions& global) {
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
     double trained_s = 0;
-    size_t trained = 0, failed = 0;
+    size_t trained = 0, failed = 0, busy = 0;
     for (size_t i = 0; i < runs.size(); ++i) {
       if (done[i]) continue;
       const auto& r = runs[i];
@@ -126,6 +123,12 @@ void add_matrix_command(CLI::App& app, GlobalOptions& global) {
       TrainResult res;
       try {
         res = train(o);
+      } catch (const RunBusy& e) {
+        // Another worker on the same plan and database has it: move on.
+        fmt::print(stderr, "skipping: {}\n", e.what());
+        ++busy;
+        --left;
+        continue;
       } catch (const std::exception& e) {
         // One broken run must not cost the rest of the matrix; the store marks it failed.
         fmt::print(stderr, "run {} ({} {}) failed: {}\n", r.run_key, r.method, r.size, e.what());
@@ -133,7 +136,7 @@ void add_matrix_command(CLI::App& app, GlobalOptions& global) {
         --left;
         continue;
       }
-      if (res.status == "interrupted") {
+      if (res.status == RunStatus::kInterrupted) {
         fmt::print(stderr, "matrix stopped; the same command resumes it\n");
         std::exit(130);
       }
@@ -141,7 +144,8 @@ void add_matrix_command(CLI::App& app, GlobalOptions& global) {
       ++trained;
       --left;
     }
-    fmt::print(stderr, "matrix {}: {} trained, {} failed\n", args.plan, trained, failed);
+    fmt::print(stderr, "matrix {}: {} trained, {} failed, {} left to other workers\n", args.plan,
+               trained, failed, busy);
     if (failed > 0) std::exit(1);
   });
 }

@@ -1,11 +1,8 @@
 // `moebench table` and `moebench runs`: the comparison table and the run listing of the store.
 // Only flags and printing here; the logic is in suite/report.cpp (torch-free, tested).
-#include <fmt/format.h>
-
-#include <cstdio>
-
 #include "suite/cli.h"
 #include "suite/report.h"
+#include "suite/table.h"
 
 namespace moebench::cli {
 namespace {
@@ -19,14 +16,8 @@ struct TableArgs {
   std::string runs_format = "term";
 };
 
-void print(const report::Table& table, const std::string& format_name) {
-  const report::Format format = report::parse_format(format_name);
-  const std::string text = report::render(table, format);
-  std::fwrite(text.data(), 1, text.size(), stdout);
-  // csv stays machine-readable: the notes go to stderr, where a reader still sees them.
-  if (format == report::Format::kCsv) {
-    for (const auto& note : table.footnotes) fmt::print(stderr, "{}\n", note);
-  }
+void print(const Table& table, const std::string& format_name) {
+  print_table(table, report::parse_format(format_name));
 }
 
 }  // namespace
@@ -59,7 +50,7 @@ void add_table_commands(CLI::App& app, GlobalOptions& /*global*/) {
                   "include runs that are not 'done' (running, interrupted, diverged, failed); "
                   "their rows are marked");
   table->callback([] {
-    const auto store = report::open_results(args.db);
+    const auto store = report::open_results(args.db, Store::Mode::kReadOnly);
     print(report::comparison_table(*store, args.options), args.format);
   });
 
@@ -70,7 +61,7 @@ void add_table_commands(CLI::App& app, GlobalOptions& /*global*/) {
       ->check(CLI::IsMember(formats))
       ->capture_default_str();
   runs->callback([] {
-    const auto store = report::open_results(args.runs_db);
+    const auto store = report::open_results(args.runs_db, Store::Mode::kReadOnly);
     print(report::runs_table(*store), args.runs_format);
   });
 }

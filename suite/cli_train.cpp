@@ -58,14 +58,15 @@ void add_train_command(CLI::App& app, GlobalOptions& global) {
     std::signal(SIGTERM, on_signal);
     const TrainResult r = train(o);
     if (r.skipped) {
-      fmt::print("run {} is already done in {} ({} steps); nothing to do\n", r.run_key, args.db,
-                 r.steps);
+      fmt::print("run {} is already {} in {} ({} steps); nothing to do\n", r.run_key,
+                 to_string(r.status), args.db, r.steps);
     } else {
       fmt::print("run {}: {} after {} steps, val loss {:.4f}, {:.0f} tokens/s, {:.1f} s\n",
-                 r.run_key, r.status, r.steps, r.final_val_loss, r.tokens_per_s, r.wall_s);
+                 r.run_key, to_string(r.status), r.steps, r.final_val_loss, r.tokens_per_s,
+                 r.wall_s);
     }
-    if (r.status == "diverged") std::exit(3);
-    if (r.status == "interrupted") std::exit(130);
+    if (r.status == RunStatus::kDiverged) std::exit(3);
+    if (r.status == RunStatus::kInterrupted) std::exit(130);
   });
 }
 

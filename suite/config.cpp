@@ -7,6 +7,8 @@
 #define TOML_HEADER_ONLY 1
 #include <toml++/toml.h>
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -19,7 +21,9 @@
 #include <type_traits>
 #include <utility>
 
+#include "baselines/registry.h"
 #include "datasets/hashing.h"
+#include "suite/named_configs.h"
 
 namespace moebench {
 namespace {
@@ -28,122 +32,100 @@ using Json = nlohmann::json;
 namespace fs = std::filesystem;
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
-constexpr int kMaxBaseDepth = 8;  // `base` chains longer than this are taken to be a cycle
+constexpr int kMaxBaseDepth = 8;
+// 20 G parameters (80 GB in fp32): far above the paper's L, far below what a typo asks for.
+constexpr double kMaxParameters = 2e10;  // `base` chains longer than this are taken to be a cycle
 
 // --- allowed values -----------------------------------------------------------------------------
 
-// What a field may hold: an interval for numbers (checked per element for lists) and, for
-// strings, a set of names. The default allows anything finite.
-struct Rule {
-  double lo = -kInf;
-  double hi = kInf;
-  bool lo_open = false;
-  bool hi_open = false;
-  std::vector<std::string> choices;
-};
+// What a field may hold and whether it defines the experiment: the same vocabulary method files
+// use for their own options (models/options.h).
+using Rule = models::OptionRule;
+using Role = models::OptionRole;
+using models::at_least;
+using models::closed;
+using models::lower_open;
+using models::one_of;
+using models::positive;
+using models::upper_open;
+Rule any() { return models::any_value(); }
+constexpr Role kExperiment = Role::kExperiment;
+constexpr Role kExecution = Role::kExecution;
 
-Rule any() { return {}; }
-Rule at_least(double lo) { return {lo, kInf, false, false, {}}; }
-Rule positive() { return {0, kInf, true, false, {}}; }
-Rule closed(double lo, double hi) { return {lo, hi, false, false, {}}; }
-Rule lower_open(double lo, double hi) { return {lo, hi, true, false, {}}; }  // (lo, hi]
-Rule upper_open(double lo, double hi) { return {lo, hi, false, true, {}}; }  // [lo, hi)
-Rule one_of(std::vector<std::string> choices) {
-  return {-kInf, kInf, false, false, std::move(choices)};
-}
-
-const std::vector<std::string>& method_names() {
-  static const std::vector<std::string> names = {"routing_free", "topk",         "switch", "remoe",
-                                                 "aoe",          "self_routing", "dense"};
-  return names;
-}
-
-// The one list of fields. `visit(section, name, field, rule)` is called for every field in
-// declaration order; Cfg is RunConfig or const RunConfig. Adding a field here is all it takes
-// for TOML, overrides, JSON, validation and the run key to know it.
+// The one list of fields. `visit(section, name, field, rule, role)` is called for every field
+// in declaration order; Cfg is RunConfig or const RunConfig. Adding a field here (or to a
+// method's options struct) is all it takes for TOML, overrides, JSON, validation and the run key
+// to know it. Execution settings are marked kExecution: they never enter the run key.
 template <class Cfg, class Visit>
 void for_each_field(Cfg& c, Visit&& visit) {
   auto& m = c.model;
-  visit("model", "layers", m.layers, at_least(1));
-  visit("model", "hidden", m.hidden, at_least(1));
-  visit("model", "q_heads", m.q_heads, at_least(1));
-  visit("model", "kv_heads", m.kv_heads, at_least(1));
-  visit("model", "head_dim", m.head_dim, at_least(0));
-  visit("model", "vocab", m.vocab, any());
-  visit("model", "vocab_size", m.vocab_size, at_least(0));
-  visit("model", "seq_len", m.seq_len, at_least(1));
-  visit("model", "rope_theta", m.rope_theta, positive());
-  visit("model", "norm_eps", m.norm_eps, positive());
-  visit("model", "attn_dropout", m.attn_dropout, upper_open(0, 1));
-  visit("model", "init_std", m.init_std, positive());
+  visit("model", "layers", m.layers, closed(1, 1024), kExperiment);
+  visit("model", "hidden", m.hidden, closed(1, 65536), kExperiment);
+  visit("model", "q_heads", m.q_heads, closed(1, 4096), kExperiment);
+  visit("model", "kv_heads", m.kv_heads, closed(1, 4096), kExperiment);
+  visit("model", "head_dim", m.head_dim, closed(0, 65536), kExperiment);
+  visit("model", "vocab", m.vocab, any(), kExperiment);
+  visit("model", "vocab_size", m.vocab_size, closed(0, 65536), kExperiment);
+  visit("model", "seq_len", m.seq_len, closed(1, 1 << 20), kExperiment);
+  visit("model", "rope_theta", m.rope_theta, positive(), kExperiment);
+  visit("model", "norm_eps", m.norm_eps, positive(), kExperiment);
+  visit("model", "attn_dropout", m.attn_dropout, upper_open(0, 1), kExperiment);
+  visit("model", "init_std", m.init_std, positive(), kExperiment);
 
+  // The keys every method shares, then each method's own (the registry's merged list).
   auto& e = c.moe;
-  visit("moe", "method", e.method, one_of(method_names()));
-  visit("moe", "experts", e.experts, at_least(1));
-  visit("moe", "intermediate", e.intermediate, at_least(1));
-  visit("moe", "rank", e.rank, at_least(0));
-  visit("moe", "theta", e.theta, at_least(0));
-  visit("moe", "norm", e.norm, one_of({"l2", "l1", "linf"}));
-  visit("moe", "gamma_init", e.gamma_init, any());
-  visit("moe", "bias_init", e.bias_init, any());
-  visit("moe", "rho_target", e.rho_target, lower_open(0, 1));
-  visit("moe", "eta", e.eta, at_least(0));
-  visit("moe", "lambda0", e.lambda0, closed(0, 1));  // the controller caps lambda at 1
-  visit("moe", "eb_weight", e.eb_weight, at_least(0));
-  visit("moe", "tb_weight", e.tb_weight, at_least(0));
-  visit("moe", "mask_padding", e.mask_padding, any());
-  visit("moe", "lambda_bf16", e.lambda_bf16, any());
-  visit("moe", "top_k", e.top_k, at_least(0));
-  visit("moe", "aux_coef", e.aux_coef, at_least(0));
-  visit("moe", "capacity_factor_train", e.capacity_factor_train, positive());
-  visit("moe", "capacity_factor_eval", e.capacity_factor_eval, positive());
-  visit("moe", "z_loss_coef", e.z_loss_coef, at_least(0));
-  visit("moe", "jitter", e.jitter, upper_open(0, 1));
-  visit("moe", "switch_norm", e.switch_norm, one_of({"switch", "megatron"}));
-  visit("moe", "remoe_variant", e.remoe_variant, one_of({"original", "rf_paper"}));
-  visit("moe", "remoe_alpha", e.remoe_alpha, at_least(1));
-  visit("moe", "remoe_lambda0", e.remoe_lambda0, at_least(0));
-  // The rf_paper controller caps λ at 1, so a start above 1 would be clipped at once.
-  visit("moe", "remoe_rf_lambda0", e.remoe_rf_lambda0, closed(0, 1));
-  visit("moe", "remoe_rf_eta", e.remoe_rf_eta, at_least(0));
-  visit("moe", "aoe_variant", e.aoe_variant, one_of({"rf_paper", "aoe_paper"}));
-  visit("moe", "self_routing_subspace", e.self_routing_subspace,
-        one_of({"last", "first", "strided"}));
-  visit("moe", "dense_width", e.dense_width, one_of({"iso_active", "iso_param"}));
+  visit("moe", "method", e.method, one_of(baselines::method_names()), kExperiment);
+  visit("moe", "experts", e.experts, closed(1, 4096), kExperiment);
+  visit("moe", "intermediate", e.intermediate, closed(1, 1 << 20), kExperiment);
+  visit("moe", "rank", e.rank, closed(0, 1 << 20), kExperiment);
+  visit("moe", "top_k", e.top_k, closed(0, 4096), kExperiment);
+  visit("moe", "mask_padding", e.mask_padding, any(), kExperiment);
+  for (const auto& f : baselines::method_option_fields()) {
+    if constexpr (std::is_const_v<Cfg>) {
+      const models::OptionValue& value =
+          e.params.has(f.name) ? e.params.at(f.name) : f.default_value;
+      std::visit([&](const auto& v) { visit("moe", f.name.c_str(), v, f.rule, f.role); }, value);
+    } else {
+      if (!e.params.has(f.name)) e.params.set(f.name, f.default_value);
+      std::visit([&](auto& v) { visit("moe", f.name.c_str(), v, f.rule, f.role); },
+                 e.params.at(f.name));
+    }
+  }
 
   auto& o = c.optim;
-  visit("optim", "lr", o.lr, positive());
-  visit("optim", "betas", o.betas, upper_open(0, 1));
-  visit("optim", "eps", o.eps, positive());
-  visit("optim", "weight_decay", o.weight_decay, at_least(0));
-  visit("optim", "warmup_steps", o.warmup_steps, at_least(0));
-  visit("optim", "min_lr_ratio", o.min_lr_ratio, closed(0, 1));
-  visit("optim", "grad_clip", o.grad_clip, at_least(0));
+  visit("optim", "lr", o.lr, positive(), kExperiment);
+  visit("optim", "betas", o.betas, upper_open(0, 1), kExperiment);
+  visit("optim", "eps", o.eps, positive(), kExperiment);
+  visit("optim", "weight_decay", o.weight_decay, at_least(0), kExperiment);
+  visit("optim", "warmup_steps", o.warmup_steps, at_least(0), kExperiment);
+  visit("optim", "min_lr_ratio", o.min_lr_ratio, closed(0, 1), kExperiment);
+  visit("optim", "grad_clip", o.grad_clip, at_least(0), kExperiment);
 
   auto& d = c.data;
-  visit("data", "mode", d.mode, one_of({"paper", "packed"}));
-  visit("data", "batch_size", d.batch_size, at_least(1));
-  visit("data", "micro_batch", d.micro_batch, at_least(0));
-  visit("data", "shard_dir", d.shard_dir, any());
+  visit("data", "mode", d.mode, one_of({"paper", "packed"}), kExperiment);
+  visit("data", "batch_size", d.batch_size, closed(1, 1 << 20), kExperiment);
+  visit("data", "micro_batch", d.micro_batch, closed(0, 1 << 20), kExperiment);
+  visit("data", "shard_dir", d.shard_dir, any(), kExecution);  // where, not which, data
 
   auto& t = c.train;
-  visit("train", "steps", t.steps, at_least(0));
-  visit("train", "seed", t.seed, at_least(0));
-  visit("train", "dtype", t.dtype, one_of({"fp32", "bf16"}));
-  visit("train", "eval_every", t.eval_every, at_least(0));
-  visit("train", "checkpoint_every", t.checkpoint_every, at_least(0));
-  visit("train", "log_every", t.log_every, at_least(1));
-  visit("train", "threads", t.threads, at_least(1));
-  visit("train", "device", t.device, one_of({"cpu", "cuda", "auto"}));
-  visit("train", "diverge_loss", t.diverge_loss, positive());
+  visit("train", "steps", t.steps, at_least(0), kExperiment);
+  visit("train", "seed", t.seed, at_least(0), kExperiment);
+  visit("train", "dtype", t.dtype, one_of({"fp32", "bf16"}), kExperiment);
+  visit("train", "eval_every", t.eval_every, at_least(0), kExecution);
+  visit("train", "checkpoint_every", t.checkpoint_every, at_least(0), kExecution);
+  visit("train", "log_every", t.log_every, at_least(1), kExecution);
+  visit("train", "threads", t.threads, at_least(1), kExecution);
+  visit("train", "device", t.device, one_of({"cpu", "cuda", "auto"}), kExecution);
+  visit("train", "diverge_loss", t.diverge_loss, positive(), kExperiment);
 
   auto& v = c.eval;
-  visit("eval", "val_batches", v.val_batches, at_least(0));
-  visit("eval", "max_examples", v.max_examples, at_least(0));
-  visit("eval", "tasks", v.tasks, any());
-  visit("eval", "theta_sweep", v.theta_sweep, at_least(0));
+  visit("eval", "val_batches", v.val_batches, at_least(0), kExperiment);
+  visit("eval", "max_examples", v.max_examples, at_least(0), kExperiment);
+  visit("eval", "tasks", v.tasks, any(), kExperiment);
+  visit("eval", "theta_sweep", v.theta_sweep, at_least(0), kExperiment);
 
-  visit("kernels", "backend", c.kernels.backend, one_of({"auto", "reference", "cpu", "cuda"}));
+  visit("kernels", "backend", c.kernels.backend, one_of({"auto", "reference", "cpu", "cuda"}),
+        kExecution);
 }
 
 const std::vector<std::string>& section_names() {
@@ -350,9 +332,8 @@ toml::table override_value(const T& /*field*/, const std::string& text) {
 std::vector<std::string> all_keys() {
   std::vector<std::string> keys;
   const RunConfig defaults;
-  for_each_field(defaults, [&](const char* section, const char* name, const auto&, const Rule&) {
-    keys.push_back(std::string(section) + "." + name);
-  });
+  for_each_field(defaults, [&](const char* section, const char* name, const auto&, const Rule&,
+                               Role) { keys.push_back(std::string(section) + "." + name); });
   return keys;
 }
 
@@ -360,7 +341,7 @@ std::vector<std::string> all_keys() {
 template <class Fn>
 void with_field(RunConfig& cfg, const std::string& key, const std::string& source, Fn&& fn) {
   bool found = false;
-  for_each_field(cfg, [&](const char* section, const char* name, auto& field, const Rule&) {
+  for_each_field(cfg, [&](const char* section, const char* name, auto& field, const Rule&, Role) {
     if (!found && key == std::string(section) + "." + name) {
       found = true;
       fn(field);
@@ -392,42 +373,67 @@ void apply_sections(RunConfig& cfg, const toml::table& table, const std::string&
   }
 }
 
-RunConfig named_unvalidated(const std::string& name);
+// The built-in configs: suite/configs/<name>.toml, embedded into the binary at build time
+// (suite/named_configs.h), read exactly like a TOML file. "cpu" is the base micro and tiny share.
+bool is_embedded_config(const std::string& name) { return embedded_configs().count(name) > 0; }
+
+// A TOML table (a file's or an embedded config's) with its optional `base`, applied over that
+// base's config. `base` names an embedded config or a file relative to `dir`.
+RunConfig load_unvalidated(const std::string& name_or_path, int depth);
+
+RunConfig from_table(toml::table table, const std::string& source, const fs::path& dir, int depth) {
+  RunConfig cfg;  // no base: the struct defaults (the paper's S)
+  if (const toml::node* base = table.get("base")) {
+    if (!base->is_string()) wrong_type(source + ": base", *base, "a string");
+    if (depth >= kMaxBaseDepth) {
+      throw ConfigError(prefix(source) + "'base' chain deeper than " +
+                        std::to_string(kMaxBaseDepth) + " (a cycle?)");
+    }
+    std::string base_name = base->as_string()->get();
+    if (!is_embedded_config(base_name) && fs::path(base_name).is_relative()) {
+      base_name = (dir / base_name).string();  // files are relative to this one
+    }
+    cfg = load_unvalidated(base_name, depth + 1);
+    table.erase("base");
+  }
+  apply_sections(cfg, table, source);
+  return cfg;
+}
+
+[[noreturn]] void parse_failure(const std::string& source, const toml::parse_error& e) {
+  throw ConfigError("config: " + source + ":" + std::to_string(e.source().begin.line) + ":" +
+                    std::to_string(e.source().begin.column) + ": " + std::string(e.description()));
+}
 
 // A built-in name or a TOML file (with an optional `base`), without validation: overrides may
 // still repair a field before validate() runs.
 RunConfig load_unvalidated(const std::string& name_or_path, int depth) {
-  if (is_named_config(name_or_path)) return named_unvalidated(name_or_path);
+  if (const auto it = embedded_configs().find(name_or_path); it != embedded_configs().end()) {
+    const std::string source = "built-in config " + name_or_path;
+    toml::table table;
+    try {
+      table = toml::parse(it->second, source);
+    } catch (const toml::parse_error& e) {
+      parse_failure(source, e);
+    }
+    return from_table(std::move(table), source, fs::path(), depth);
+  }
   const fs::path path(name_or_path);
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) {
     throw ConfigError("config: '" + name_or_path + "' is neither a named config (" +
-                      join(named_config_names(), ", ") + ") nor a readable TOML file");
+                      join(named_config_names(), ", ") + ") nor a readable TOML file" +
+                      (fs::path(name_or_path).has_parent_path()
+                           ? ""
+                           : did_you_mean(name_or_path, named_config_names())));
   }
   toml::table table;
   try {
     table = toml::parse_file(path.string());
   } catch (const toml::parse_error& e) {
-    throw ConfigError("config: " + path.string() + ":" + std::to_string(e.source().begin.line) +
-                      ":" + std::to_string(e.source().begin.column) + ": " +
-                      std::string(e.description()));
+    parse_failure(path.string(), e);
   }
-  RunConfig cfg;  // no base: the struct defaults (the paper's S)
-  if (const toml::node* base = table.get("base")) {
-    if (!base->is_string()) wrong_type(path.string() + ": base", *base, "a string");
-    if (depth >= kMaxBaseDepth) {
-      throw ConfigError(prefix(path.string()) + "'base' chain deeper than " +
-                        std::to_string(kMaxBaseDepth) + " (a cycle?)");
-    }
-    std::string base_name = base->as_string()->get();
-    if (!is_named_config(base_name) && fs::path(base_name).is_relative()) {
-      base_name = (path.parent_path() / base_name).string();  // files are relative to this one
-    }
-    cfg = load_unvalidated(base_name, depth + 1);
-    table.erase("base");
-  }
-  apply_sections(cfg, table, path.string());
-  return cfg;
+  return from_table(std::move(table), path.string(), path.parent_path(), depth);
 }
 
 // --- validation ---------------------------------------------------------------------------------
@@ -488,7 +494,7 @@ void check_field(const std::string& key, const std::vector<std::string>& v, cons
 
 // Rules that involve two fields.
 void check_cross_fields(const RunConfig& c) {
-  const auto n = [](int x) { return std::to_string(x); };
+  const auto n = [](int64_t x) { return std::to_string(x); };
   const ModelConfig& m = c.model;
   if (m.vocab.empty()) throw ConfigError("config: model.vocab is empty");
   if (m.hidden % m.q_heads != 0) {
@@ -513,6 +519,18 @@ void check_cross_fields(const RunConfig& c) {
     throw ConfigError("config: moe.top_k = " + n(e.top_k) +
                       " is out of range [0, moe.experts = " + n(e.experts) + "]");
   }
+  // What the model would weigh, roughly (attention, experts, embedding and head): a typo such as
+  // hidden = 2000000000 must fail here, naming the keys, not in the allocator.
+  const double H = m.hidden, layers = m.layers, E = static_cast<double>(e.experts),
+               I = static_cast<double>(e.intermediate),
+               V = m.vocab_size > 0 ? m.vocab_size : 65536.0;
+  const double params = layers * (4 * H * H + 3 * E * I * H) + 2 * V * H;
+  if (params > kMaxParameters) {
+    throw ConfigError(fmt::format(
+        "config: model.layers = {}, model.hidden = {}, moe.experts = {}, moe.intermediate = {} "
+        "make about {:.3g} parameters, more than this suite allows ({:.0e}); check those keys",
+        m.layers, m.hidden, e.experts, e.intermediate, params, kMaxParameters));
+  }
   const DataConfig& d = c.data;
   if (d.micro_batch > d.batch_size || d.batch_size % effective_micro_batch(d) != 0) {
     throw ConfigError("config: data.batch_size = " + n(d.batch_size) +
@@ -520,97 +538,51 @@ void check_cross_fields(const RunConfig& c) {
   }
 }
 
-// --- named configs ------------------------------------------------------------------------------
-
-RunConfig named_unvalidated(const std::string& name) {
-  RunConfig c;  // the struct defaults are the paper's S
-  if (name == "S") return c;
-  if (name == "M") {
-    c.model.layers = 24;
-    c.model.hidden = 768;
-    c.model.q_heads = 24;
-    c.model.kv_heads = 12;
-    c.moe.experts = 16;
-    c.moe.intermediate = 192;
-    return c;
-  }
-  if (name == "L") {
-    c.model.layers = 32;
-    c.model.hidden = 1024;
-    c.model.q_heads = 32;
-    c.model.kv_heads = 16;
-    c.moe.experts = 24;
-    c.moe.intermediate = 256;
-    c.optim.lr = 8e-4;
-    return c;
-  }
-  // CPU configs: the paper's recipe scaled down. A trained 8k vocabulary, since a 50k-row
-  // embedding and head would dominate models this small. fp32: no bf16 speed-up on these CPUs.
-  c.model.vocab = "bpe8k";
-  c.train.dtype = "fp32";
-  c.train.threads = 2;
-  c.eval.val_batches = 20;
-  // Zero-shot items per task at the end of a run: 500 gives a 95% interval of about ±0.04
-  // around an accuracy of 0.5 (tiny overrides it to stay within CI's seconds).
-  c.eval.max_examples = 500;
-  // λ schedule scaled to CPU run lengths: the paper's λ0 = 1e-10, η = 0.02 needs ~1,000
-  // controller updates just to reach 1e-2 (it has ~250k); these runs have a few hundred. With
-  // λ0 = 1e-3, η = 0.05 the micro run's density falls from 1 to ρ* = 0.25 by step ~90.
-  c.moe.lambda0 = 1e-3;
-  c.moe.eta = 0.05;
-  // Routing-Free gates start from ‖A_e x‖ ≈ init_std·sqrt(H·r) (x is RMS-normalised): with the
-  // paper's init of 0.02 that is 2.6 at S (all experts on at first, density then falls to ρ*).
-  // The CPU sizes keep H·r ≥ 4096 (≥ 1.28) so RF starts dense as in the paper, not at ~0.
-  if (name == "micro") {  // the CPU reproduction: a few minutes per run on 2 cores
-    c.model.layers = 4;
-    c.model.hidden = 256;
-    c.model.q_heads = 8;
-    c.model.kv_heads = 4;
-    c.model.head_dim = 32;
-    c.model.seq_len = 128;
-    c.moe.experts = 8;         // top_k = 2, the paper's E/4
-    c.moe.intermediate = 128;  // rank = 32: ‖Ax‖ ≈ 0.02·sqrt(256·32) = 1.8 at init
-    c.data.batch_size = 16;
-    c.data.micro_batch = 16;
-    c.train.steps = 300;
-    c.optim.warmup_steps = 30;
-    c.train.eval_every = 100;
-    c.train.checkpoint_every = 100;
-    return c;
-  }
-  if (name == "tiny") {  // CI: seconds on one CPU core, still exercising eval and checkpoints
-    c.model.layers = 2;
-    c.model.hidden = 128;
-    c.model.q_heads = 4;
-    c.model.kv_heads = 2;
-    c.model.head_dim = 32;
-    c.model.seq_len = 64;
-    c.moe.experts = 4;         // top_k = 1
-    c.moe.intermediate = 128;  // rank = 32: ‖Ax‖ ≈ 0.02·sqrt(128·32) = 1.28 at init
-    c.data.batch_size = 8;
-    c.data.micro_batch = 4;  // two micro-batches, so gradient accumulation is exercised
-    c.train.steps = 30;
-    c.optim.warmup_steps = 5;
-    c.train.eval_every = 15;
-    c.train.checkpoint_every = 15;
-    c.train.log_every = 5;
-    c.eval.val_batches = 2;
-    c.eval.max_examples = 16;
-    return c;
-  }
-  throw ConfigError("config: unknown named config '" + name +
-                    "' (known: " + join(named_config_names(), ", ") + ")" +
-                    did_you_mean(name, named_config_names()));
-}
-
 // --- JSON
 // -------------------------------------------------------------------------------------------
 
 Json to_json(const RunConfig& cfg) {
   Json j = Json::object();  // std::map-backed: keys come out sorted
-  for_each_field(cfg, [&](const char* section, const char* name, const auto& field, const Rule&) {
-    j[section][name] = field;
-  });
+  for_each_field(cfg, [&](const char* section, const char* name, const auto& field, const Rule&,
+                          Role) { j[section][name] = field; });
+  return j;
+}
+
+// The experiment's identity: experiment fields only, and of the moe section the shared keys plus
+// the selected method's own. Fields added later are left out at their default, so that adding
+// one keeps every existing key.
+Json identity(const RunConfig& cfg) {
+  static const RunConfig defaults;
+  std::vector<std::string> own;
+  try {
+    own = baselines::option_names_of(cfg.moe.method);
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError(std::string("config: ") + e.what());
+  }
+  // Every method option is in the merged list; those of other methods are not part of this run.
+  std::vector<std::string> others;
+  for (const auto& f : baselines::method_option_fields()) {
+    if (std::find(own.begin(), own.end(), f.name) == own.end()) others.push_back(f.name);
+  }
+  Json j = Json::object();
+  for_each_field(
+      cfg, [&](const char* section, const char* name, const auto& field, const Rule&, Role role) {
+        if (role == Role::kExecution) return;
+        if (std::string(section) == "moe" &&
+            std::find(others.begin(), others.end(), name) != others.end()) {
+          return;
+        }
+        j[section][name] = field;
+      });
+  // kExperimentAdded fields: dropped where they equal the default config's value.
+  const Json base = to_json(defaults);
+  for_each_field(defaults,
+                 [&](const char* section, const char* name, const auto&, const Rule&, Role role) {
+                   if (role == Role::kExperimentAdded && j.contains(section) &&
+                       j[section].contains(name) && j[section][name] == base[section][name]) {
+                     j[section].erase(name);
+                   }
+                 });
   return j;
 }
 
@@ -692,7 +664,12 @@ bool is_named_config(const std::string& name) {
 }
 
 RunConfig named_config(const std::string& name) {
-  RunConfig cfg = named_unvalidated(name);
+  if (!is_named_config(name)) {
+    throw ConfigError("config: unknown named config '" + name +
+                      "' (known: " + join(named_config_names(), ", ") + ")" +
+                      did_you_mean(name, named_config_names()));
+  }
+  RunConfig cfg = load_unvalidated(name, 0);
   validate(cfg);
   return cfg;
 }
@@ -719,10 +696,10 @@ void apply_override(RunConfig& cfg, const std::string& key_equals_value) {
 }
 
 void validate(const RunConfig& cfg) {
-  for_each_field(cfg,
-                 [&](const char* section, const char* name, const auto& field, const Rule& rule) {
-                   check_field(std::string(section) + "." + name, field, rule);
-                 });
+  for_each_field(
+      cfg, [&](const char* section, const char* name, const auto& field, const Rule& rule, Role) {
+        check_field(std::string(section) + "." + name, field, rule);
+      });
   check_cross_fields(cfg);
 }
 
@@ -750,8 +727,10 @@ std::string config_hash(const RunConfig& cfg) {
   return hex16(data::fnv1a64(to_canonical_json(cfg)));
 }
 
+std::string identity_json(const RunConfig& cfg) { return identity(cfg).dump(); }
+
 std::string config_id(const RunConfig& cfg) {
-  Json j = to_json(cfg);
+  Json j = identity(cfg);
   j["train"].erase("seed");
   return hex16(data::fnv1a64(j.dump()));
 }
@@ -760,12 +739,20 @@ std::string run_key(const RunConfig& cfg) {
   return hex16(data::fnv1a64(config_id(cfg) + "/seed=" + std::to_string(cfg.train.seed)));
 }
 
-int effective_top_k(const MoeConfig& moe) {
-  return moe.top_k > 0 ? moe.top_k : std::max(1, moe.experts / 4);
+MoeConfig default_moe_options() {
+  MoeConfig moe;
+  for (const auto& f : baselines::method_option_fields()) moe.params.set(f.name, f.default_value);
+  return moe;
 }
 
-int effective_rank(const MoeConfig& moe) {
-  return moe.rank > 0 ? moe.rank : std::max(1, moe.intermediate / 4);
+std::optional<double> threshold_of(const RunConfig& cfg) {
+  const std::string option = baselines::threshold_option_of(cfg.moe.method);
+  if (option.empty()) return std::nullopt;
+  if (cfg.moe.params.has(option)) return cfg.moe.params.get<double>(option);
+  for (const auto& f : baselines::method_option_fields()) {
+    if (f.name == option) return std::get<double>(f.default_value);
+  }
+  throw std::logic_error("threshold option moe." + option + " is not a registered option");
 }
 
 int effective_head_dim(const ModelConfig& m) {

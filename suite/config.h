@@ -4,9 +4,12 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "models/options.h"
 
 namespace moebench {
 
@@ -34,49 +37,9 @@ struct ModelConfig {
   double init_std = 0.02;
 };
 
-struct MoeConfig {
-  // routing_free | topk | switch | remoe | aoe | self_routing | dense
-  std::string method = "routing_free";
-  int experts = 12;
-  int intermediate = 128;
-  int rank = 0;  // low-rank gate size r (RF, AoE); 0 = intermediate / 4
-
-  // Routing-Free (METHODS.md §1)
-  double theta = 1.0;
-  std::string norm = "l2";  // l2 | l1 | linf
-  double gamma_init = 1.0;
-  double bias_init = -1e-6;
-  double rho_target = 0.25;
-  double eta = 0.02;
-  double lambda0 = 1e-10;
-  // L_reg = eb_weight*L_EB + tb_weight*L_TB: the official code's two independent weights; the
-  // paper's mu*L_EB + (1-mu)*L_TB is eb_weight = mu, tb_weight = 1 - mu. A weight of 0 skips it.
-  double eb_weight = 0.5;
-  double tb_weight = 0.5;
-  // false = the official code (padding counted in the balance stats); for Switch also padding
-  // taking capacity, as in the reference Switch code.
-  bool mask_padding = true;
-  bool lambda_bf16 = false;  // true = the official code's bf16 lambda quirk
-
-  // Top-k, Switch, AoE, Self-Routing, dense (METHODS.md §2-§7)
-  int top_k = 0;  // 0 = experts / 4
-  double aux_coef = 0.01;
-  double capacity_factor_train = 1.25;
-  double capacity_factor_eval = 2.0;
-  double z_loss_coef = 1e-3;
-  double jitter = 0.0;
-  std::string switch_norm = "switch";      // switch | megatron
-  std::string remoe_variant = "original";  // original | rf_paper
-  double remoe_alpha = 1.2;
-  double remoe_lambda0 = 1e-8;
-  // ReMoE rf_paper variant (plain L1, per-micro-batch controller): its own λ₀ and η (ρ* is
-  // rho_target); the original variant ignores them.
-  double remoe_rf_lambda0 = 0.01;
-  double remoe_rf_eta = 0.1;
-  std::string aoe_variant = "rf_paper";        // rf_paper | aoe_paper
-  std::string self_routing_subspace = "last";  // last | first | strided
-  std::string dense_width = "iso_active";      // iso_active | iso_param
-};
+// The moe section: the keys every method shares and the method's own (models/options.h); each
+// method declares its keys in its own file and the registry lists them (baselines/registry.h).
+using MoeConfig = models::MoeOptions;
 
 struct OptimConfig {
   double lr = 1e-3;
@@ -118,9 +81,12 @@ struct KernelsConfig {
   std::string backend = "auto";  // auto | reference | cpu | cuda
 };
 
+// The moe section at its defaults: the shared keys and every registered method's options.
+MoeConfig default_moe_options();
+
 struct RunConfig {
   ModelConfig model;
-  MoeConfig moe;
+  MoeConfig moe = default_moe_options();
   OptimConfig optim;
   DataConfig data;
   TrainConfig train;
@@ -152,22 +118,29 @@ std::vector<std::string> config_keys();
 
 // --- identity ---------------------------------------------------------------------------------
 
-// Canonical JSON: every field, sorted keys, compact, shortest round-trip doubles.
+// Canonical JSON: every field, sorted keys, compact, shortest round-trip doubles (what a run
+// row stores; config_from_json reads it back).
 std::string to_canonical_json(const RunConfig& cfg);
+// What identifies the experiment, as canonical JSON: the fields marked as defining it, without
+// the execution settings (threads, log/eval/checkpoint cadence, backend, device, shard folder)
+// and without the options of methods other than moe.method. A field added after keys were first
+// issued (models::OptionRole::kExperimentAdded) appears only when it differs from its default.
+std::string identity_json(const RunConfig& cfg);
 // Inverse of to_canonical_json; validates the result. Unknown keys throw; missing keys keep the
 // struct defaults (a config stored before a field existed still loads).
 RunConfig config_from_json(const std::string& json_text);
 // 16 lowercase hex chars of FNV-1a 64 over the canonical JSON.
 std::string config_hash(const RunConfig& cfg);
-// Hash of the config with train.seed left out: equal for the seeds of one configuration.
+// Hash of identity_json with train.seed left out: equal for the seeds of one configuration.
 std::string config_id(const RunConfig& cfg);
-// Store key of a run: hash over (config_id, seed). Changes when any field or the seed changes.
+// Store key of a run: hash over (config_id, seed). Changes when an experiment field or the seed
+// changes; execution settings never change it.
 std::string run_key(const RunConfig& cfg);
 
 // --- derived values -----------------------------------------------------------------------------
 
-int effective_top_k(const MoeConfig& moe);     // top_k, or experts / 4 (at least 1)
-int effective_rank(const MoeConfig& moe);      // rank, or intermediate / 4 (at least 1)
+// The configured inference-time threshold θ of the run's method; nullopt when it has none.
+std::optional<double> threshold_of(const RunConfig& cfg);
 int effective_head_dim(const ModelConfig& m);  // head_dim, or hidden / q_heads
 int effective_micro_batch(const DataConfig& d);
 int grad_accum(const DataConfig& d);  // batch_size / micro batch

@@ -3,6 +3,8 @@
 // shared/spec/METHODS.md "Metrics every run reports".
 #include "suite/evaluator.h"
 
+#include "baselines/registry.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -273,8 +275,8 @@ std::vector<ThetaPoint> theta_sweep(models::TransformerImpl& model,
                                     const data::BatchSampler& sampler, int micro_batch,
                                     int64_t max_batches, torch::Device device,
                                     const std::vector<double>& thetas, double trained_theta) {
-  if (model.opts.moe.method != "routing_free") {
-    throw std::invalid_argument("the θ sweep needs a routing_free model; this one is '" +
+  if (baselines::threshold_option_of(model.opts.moe.method).empty()) {
+    throw std::invalid_argument("the θ sweep needs a method with a threshold; this one is '" +
                                 model.opts.moe.method + "'");
   }
   std::vector<ThetaPoint> out;

@@ -25,15 +25,6 @@
 
 namespace moebench {
 
-// The device a run uses (train.device: cpu, cuda, or auto = cuda when LibTorch sees one);
-// throws when cuda is asked for and LibTorch sees no device (defined in suite/trainer.cpp,
-// shared with `moebench eval`).
-torch::Device run_device(const RunConfig& cfg);
-
-// The one place a RunConfig becomes model options (defined in suite/trainer.cpp, shared with
-// `moebench eval` so that a checkpoint is always rebuilt exactly as it was trained).
-models::ModelOptions model_options(const RunConfig& c, int64_t vocab_size);
-
 namespace eval {
 
 inline constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();

@@ -1,6 +1,7 @@
 // moebench: the suite's single executable (CLI11). Subcommands live in suite/cli_*.cpp.
 // Errors end with "moebench: error: ..." on stderr and exit status 1 (2 for usage errors).
 #include <fmt/format.h>
+#include <torch/torch.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
@@ -10,6 +11,19 @@
 #include "suite/cli.h"
 
 namespace moebench::cli {
+
+std::string error_line(const std::exception& e, bool verbose) {
+  std::string text = e.what();
+  // LibTorch errors carry a C++ backtrace after their message; the user gets the message.
+  if (const auto* c10 = dynamic_cast<const c10::Error*>(&e); c10 && !verbose) {
+    text = c10->what_without_backtrace();
+  }
+  if (verbose) return text;
+  // One line: the first one, which names the file, key or value.
+  const auto newline = text.find('\n');
+  if (newline != std::string::npos) text = text.substr(0, newline) + " (--verbose for detail)";
+  return text;
+}
 
 std::filesystem::path GlobalOptions::data() const {
   return data_dir.empty() ? data::default_data_dir() : std::filesystem::path(data_dir);
@@ -41,12 +55,26 @@ int main(int argc, char** argv) {
   moebench::cli::add_flops_command(app, global);
   moebench::cli::add_eval_command(app, global);
   moebench::cli::add_bench_commands(app, global);
+  bool verbose = false;
+  app.add_flag("--verbose", verbose, "on an error, print the full detail (LibTorch backtraces)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    // A first word that is no command: say which, not only "a subcommand is required".
+    std::string known;
+    bool is_command = false;
+    for (const auto* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+      known += (known.empty() ? "" : ", ") + sub->get_name();
+      is_command = is_command || (argc > 1 && sub->check_name(argv[1]));
+    }
+    if (argc > 1 && argv[1][0] != '-' && !is_command) {
+      fmt::print(stderr, "moebench: error: unknown command '{}' (commands: {}; see --help)\n",
+                 argv[1], known);
+      return 2;
+    }
     return app.exit(e);
   } catch (const std::exception& e) {
-    fmt::print(stderr, "moebench: error: {}\n", e.what());
+    fmt::print(stderr, "moebench: error: {}\n", moebench::cli::error_line(e, verbose));
     return 1;
   }
   return 0;

@@ -2,6 +2,8 @@
 // Every run is a full RunConfig; its run_key decides whether it is done, resumable or new.
 #include "suite/matrix.h"
 
+#include "baselines/registry.h"
+
 #define TOML_HEADER_ONLY 1
 #include <toml++/toml.h>
 
@@ -75,6 +77,12 @@ std::vector<PlannedRun> load_plan(const std::filesystem::path& plan) {
   if (const auto* tbl = t["method_set"].as_table()) {
     for (const auto& [k, v] : *tbl) {
       const std::string m(k.str());
+      if (!baselines::has_method(m)) {
+        std::string known;
+        for (const auto& n : baselines::method_names()) known += (known.empty() ? "" : ", ") + n;
+        throw ConfigError(fmt::format("plan {}: [method_set] names unknown method '{}' (known: {})",
+                                      file, m, known));
+      }
       per_method[m] = strings(tv["method_set"][m], "method_set." + m, file);
     }
   }
@@ -131,6 +139,15 @@ void check_slurm_word(const std::string& what, const std::string& value) {
 }
 
 }  // namespace
+
+std::vector<bool> finished_in_store(const std::vector<PlannedRun>& runs, Store& store) {
+  std::vector<bool> finished(runs.size(), false);
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const auto row = store.find_run(runs[i].run_key);
+    finished[i] = row && is_finished(row->status);
+  }
+  return finished;
+}
 
 std::string train_command_line(const PlannedRun& run, const SlurmOptions& opts) {
   // A TOML base is made absolute so the line works from any folder of the cluster; moebench

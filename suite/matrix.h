@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "suite/config.h"
+#include "suite/store.h"
 
 namespace moebench {
 
@@ -30,6 +31,10 @@ struct PlannedRun {
 //   dense = ["moe.dense_width=iso_param"]
 // Throws ConfigError naming the plan file and the bad entry.
 std::vector<PlannedRun> load_plan(const std::filesystem::path& plan);
+
+// For each planned run: is it finished in the store (is_finished, the trainer's rule), so that
+// the matrix skips it?
+std::vector<bool> finished_in_store(const std::vector<PlannedRun>& runs, Store& store);
 
 // SLURM emission (`moebench matrix --emit-slurm DIR`): one `moebench train` line per run in
 // DIR/runs.txt and an sbatch array job DIR/matrix.sbatch whose task i runs line i.

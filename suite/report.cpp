@@ -1,5 +1,5 @@
-// Comparison tables: per-run figures, groups, mean ± std, baseline deltas, published anchors,
-// term / md / csv renderers. Spec: shared/DESIGN.md "Configs and the store", spec/PAPER_RESULTS.md.
+// Comparison tables: per-run figures, groups, mean ± std, baseline deltas, published anchors.
+// Spec: shared/DESIGN.md "Configs and the store", spec/PAPER_RESULTS.md; rendering: suite/table.h.
 #include "suite/report.h"
 
 #include <algorithm>
@@ -11,6 +11,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <stdexcept>
 #include <utility>
 
 #include "suite/config.h"
@@ -69,7 +70,6 @@ std::string lambda_text(double x) {
 }
 
 Cell number_cell(const std::string& text, double raw) { return {text, {exact(raw)}}; }
-Cell text_cell(const std::string& text) { return {text, {text}}; }
 
 // --- statistics -----------------------------------------------------------------------------
 
@@ -101,75 +101,52 @@ Stats stats_of(const std::vector<double>& values) {
 double mean_of(const std::vector<double>& values) { return stats_of(values).mean; }
 
 // "0.250 ± 0.014" (just the mean for one run); csv: the mean and the std as two fields.
-Cell mean_std_cell(const std::vector<double>& values, int digits) {
-  const Stats st = stats_of(values);
+Cell stats_cell(const Stats& st, int digits) {
   std::string text = fixed(st.mean, digits);
   if (!std::isnan(st.std)) text += " ± " + fixed(st.std, digits);
   return {text, {exact(st.mean), exact(st.std)}};
 }
 
+Cell mean_std_cell(const std::vector<double>& values, int digits) {
+  return stats_cell(stats_of(values), digits);
+}
+
 // --- reading the store ------------------------------------------------------------------------
-
-double as_double(const Value& v) {
-  if (const auto* d = std::get_if<double>(&v)) return *d;
-  if (const auto* i = std::get_if<int64_t>(&v)) return static_cast<double>(*i);
-  if (const auto* s = std::get_if<std::string>(&v)) {
-    char* end = nullptr;
-    const double x = std::strtod(s->c_str(), &end);
-    if (end != s->c_str() && *end == '\0') return x;
-  }
-  return kNaN;  // NULL: SQLite's stand-in for NaN
-}
-
-int64_t as_int(const Value& v) {
-  if (const auto* i = std::get_if<int64_t>(&v)) return *i;
-  const double d = as_double(v);
-  return std::isnan(d) ? -1 : static_cast<int64_t>(d);
-}
 
 // The last evaluation of one val metric at the trained threshold: (value, step).
 std::pair<double, int64_t> last_val(Store& store, const std::string& run_key,
                                     const std::string& metric) {
-  const QueryResult r = store.query(
-      "SELECT value, step FROM evals WHERE run_key = ? AND task = 'val' AND metric = ? AND "
-      "theta IS NULL ORDER BY step DESC LIMIT 1",
-      {run_key, metric});
-  if (r.rows.empty()) return {kNaN, -1};
-  return {as_double(r.rows[0][0]), as_int(r.rows[0][1])};
+  const std::optional<EvalRow> row =
+      store.last_eval(run_key, {"val", metric, /*trained_theta_only=*/true});
+  if (!row) return {kNaN, -1};
+  return {row->value, row->step};
 }
 
 void fill_steps(Store& store, RunSummary& s) {
-  const QueryResult r =
-      store.query("SELECT tokens_per_s, density, lambda FROM steps WHERE run_key = ? ORDER BY step",
-                  {s.run.run_key});
-  const size_t n = r.rows.size();
+  const std::vector<StepRow> steps = store.steps(s.run.run_key);
+  const size_t n = steps.size();
   // The last third: early steps include warm-up, compilation and allocator growth, which
   // would understate the steady-state speed.
   const size_t tail = std::max<size_t>(1, (n + 2) / 3);
   std::vector<double> speeds;
-  for (size_t i = n > tail ? n - tail : 0; i < n; ++i) speeds.push_back(as_double(r.rows[i][0]));
+  for (size_t i = n > tail ? n - tail : 0; i < n; ++i) speeds.push_back(steps[i].tokens_per_s);
   s.tokens_per_s = mean_of(speeds);
   // The last logged value; a NULL there (e.g. a NaN written on the diverging step) falls back to
   // the one before.
   s.density = s.lambda = kNaN;
-  for (size_t i = n; i-- > 0 && std::isnan(s.density);) s.density = as_double(r.rows[i][1]);
-  for (size_t i = n; i-- > 0 && std::isnan(s.lambda);) s.lambda = as_double(r.rows[i][2]);
+  for (size_t i = n; i-- > 0 && std::isnan(s.density);) s.density = steps[i].density;
+  for (size_t i = n; i-- > 0 && std::isnan(s.lambda);) s.lambda = steps[i].lambda;
 }
 
 // One balance figure of each metric at the run's last step with layer summaries.
 std::map<std::string, double> last_balance(Store& store, const std::string& run_key) {
-  const QueryResult r = store.query(
-      "SELECT layer, metric, value FROM layer_stats WHERE run_key = ? AND expert = -1 AND "
-      "step = (SELECT max(step) FROM layer_stats WHERE run_key = ? AND expert = -1)",
-      {run_key, run_key});
   std::map<std::string, double> overall;
   std::map<std::string, std::vector<double>> per_layer;
-  for (const auto& row : r.rows) {
-    const std::string metric = to_string(row[1]);
-    if (as_int(row[0]) < 0) {
-      overall[metric] = as_double(row[2]);
+  for (const LayerStatRow& row : store.last_layer_summaries(run_key)) {
+    if (row.layer < 0) {
+      overall[row.metric] = row.value;
     } else {
-      per_layer[metric].push_back(as_double(row[2]));
+      per_layer[row.metric].push_back(row.value);
     }
   }
   // The trainer writes layer -1 as the average over layers; older or partial runs may only have
@@ -220,18 +197,17 @@ constexpr const char* kPrimaryPrefix = "primary_";
 RunExtras read_extras(Store& store, const std::string& run_key) {
   RunExtras x;
   x.dead = balance_value(last_balance(store, run_key), "dead");
-  const QueryResult r = store.query(
-      "SELECT task, metric, value, chance, step FROM evals WHERE run_key = ? AND theta IS NULL "
-      "AND task NOT IN ('val', 'routing') ORDER BY step",
-      {run_key});
-  // Per task, the rows of its last evaluated step.
+  std::vector<EvalRow> rows;
+  for (EvalRow& row : store.evals(run_key, {"", "", /*trained_theta_only=*/true})) {
+    // val has its own columns; routing rows are diagnostics, not tasks.
+    if (row.task != "val" && row.task != "routing") rows.push_back(std::move(row));
+  }
+  // Per task, the rows of its last evaluated step (rows come by step).
   std::map<std::string, int64_t> last_step;
-  for (const auto& row : r.rows) last_step[to_string(row[0])] = as_int(row[4]);
+  for (const EvalRow& row : rows) last_step[row.task] = row.step;
   std::map<std::string, std::map<std::string, TaskFigure>> at_last;
-  for (const auto& row : r.rows) {
-    const std::string task = to_string(row[0]);
-    if (as_int(row[4]) != last_step[task]) continue;
-    at_last[task][to_string(row[1])] = {as_double(row[2]), as_double(row[3])};
+  for (const EvalRow& row : rows) {
+    if (row.step == last_step[row.task]) at_last[row.task][row.metric] = {row.value, row.chance};
   }
   const std::string prefix = kPrimaryPrefix;
   for (const auto& [task, metrics] : at_last) {
@@ -398,49 +374,357 @@ struct Group {
   Stats loss;
 };
 
-// --- rendering helpers --------------------------------------------------------------------------
+// --- comparison_table, step by step -------------------------------------------------------------
+// collect runs -> group by the key columns -> aggregate (mean ± std) -> delta vs baseline ->
+// published anchors -> rows -> footnotes.
 
-// Display width in code points: every character the tables use (±, Δ, λ, †) is one column wide.
-size_t display_width(const std::string& s) {
-  size_t n = 0;
-  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
-  return n;
+[[noreturn]] void throw_no_runs(const Store& store) {
+  throw ReportError("no runs in '" + store.path() + "': create some with `" +
+                    std::string(kCreateRunsHint) + "`");
 }
 
-std::string pad(const std::string& s, size_t width, bool right) {
-  const size_t w = display_width(s);
-  if (w >= width) return s;
-  const std::string fill(width - w, ' ');
-  return right ? fill + s : s + fill;
-}
+// The group-by columns; method and size are where the deltas and the published rows find them
+// (names.size() = absent).
+struct KeyColumns {
+  std::vector<std::string> names;
+  size_t method = 0;
+  size_t size = 0;
+  bool has_method() const { return method < names.size(); }
+};
 
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\r\n") == std::string::npos &&
-      (s.empty() || (s.front() != ' ' && s.back() != ' '))) {
-    return s;
+KeyColumns key_columns(const TableOptions& options) {
+  check_group_columns(options.group_by);
+  KeyColumns key{options.group_by};
+  const auto find = [&](const std::string& name) {
+    return static_cast<size_t>(std::find(key.names.begin(), key.names.end(), name) -
+                               key.names.begin());
+  };
+  key.method = find("method");
+  key.size = find("size");
+  if (options.published && (!key.has_method() || key.size == key.names.size())) {
+    throw ReportError(
+        "--published needs 'method' and 'size' in --group-by (the published "
+        "numbers are keyed by them)");
   }
-  std::string out = "\"";
-  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return out + "\"";
+  return key;
 }
 
-std::string md_cell(const std::string& s) {
-  std::string out;
-  for (char c : s) out += c == '|' ? std::string("\\|") : std::string(1, c);
+// The stored runs, split by the status filter, with the extra figures of the shown ones.
+struct CollectedRuns {
+  std::vector<RunSummary> all;
+  std::vector<const RunSummary*> included;  // into `all`
+  std::vector<const RunSummary*> left_out;  // not 'done', without --all
+  std::map<std::string, RunExtras> extras;  // by run_key, of the included runs
+};
+
+CollectedRuns collect_runs(Store& store, bool include_all) {
+  CollectedRuns runs;
+  runs.all = summarize_runs(store);
+  if (runs.all.empty()) throw_no_runs(store);
+  for (const RunSummary& s : runs.all) {
+    (include_all || s.run.status == RunStatus::kDone ? runs.included : runs.left_out).push_back(&s);
+  }
+  if (runs.included.empty()) {
+    throw ReportError("no 'done' runs in '" + store.path() + "' (" + status_summary(runs.left_out) +
+                      "): --all includes unfinished runs, `" + std::string(kCreateRunsHint) +
+                      "` creates one");
+  }
+  for (const RunSummary* s : runs.included) {
+    runs.extras[s->run.run_key] = read_extras(store, s->run.run_key);
+  }
+  return runs;
+}
+
+using GroupMap = std::map<std::vector<std::string>, Group, KeyLess>;
+
+GroupMap group_runs(const std::vector<const RunSummary*>& runs, const KeyColumns& key,
+                    const KeyLess& less) {
+  GroupMap groups(less);
+  GroupValues values;
+  for (const RunSummary* s : runs) {
+    std::vector<std::string> k;
+    for (const auto& c : key.names) k.push_back(values.get(s->run, c));
+    Group& g = groups[k];
+    g.key = k;
+    g.runs.push_back(s);
+  }
+  return groups;
+}
+
+template <class Fn>
+std::vector<double> values_of(const Group& g, Fn value) {
+  std::vector<double> out;
+  for (const RunSummary* s : g.runs) out.push_back(value(*s));
   return out;
+}
+
+// The loss statistics come first: the deltas compare them across groups.
+void aggregate_losses(GroupMap& groups) {
+  for (auto& [k, g] : groups) {
+    g.loss = stats_of(values_of(g, [](const RunSummary& s) { return s.val_loss; }));
+  }
+}
+
+GroupMap published_groups(const KeyColumns& key, const KeyLess& less) {
+  GroupMap groups(less);
+  for (const PublishedResult& p : published_results()) {
+    std::vector<std::string> k(key.names.size());
+    k[key.method] = p.method;
+    k[key.size] = p.size;
+    Group& g = groups[k];
+    g.key = k;
+    g.published_ppl = p.ppl;
+  }
+  return groups;
+}
+
+struct TaskColumn {
+  TaskMetric task;
+  double chance = kNaN;
+};
+
+// One column per (task, primary metric) that any shown run has, with the task's chance level,
+// in the evaluator's task order.
+std::vector<TaskColumn> task_columns(const CollectedRuns& runs) {
+  std::map<TaskMetric, double> task_chance;
+  for (const RunSummary* s : runs.included) {
+    for (const auto& [tm, figure] : runs.extras.at(s->run.run_key).tasks) {
+      double& chance = task_chance.emplace(tm, kNaN).first->second;
+      if (std::isnan(chance)) chance = figure.chance;
+    }
+  }
+  std::vector<TaskColumn> columns;
+  for (const auto& [tm, chance] : task_chance) columns.push_back({tm, chance});
+  std::stable_sort(columns.begin(), columns.end(), [](const TaskColumn& a, const TaskColumn& b) {
+    return std::make_pair(task_rank(a.task.first), a.task) <
+           std::make_pair(task_rank(b.task.first), b.task);
+  });
+  return columns;
+}
+
+// Everything the row and footnote steps read.
+struct Comparison {
+  const TableOptions& options;
+  KeyColumns key;
+  CollectedRuns runs;
+  GroupMap ours;
+  GroupMap published;
+  std::vector<TaskColumn> tasks;
+};
+
+std::vector<Column> comparison_columns(const Comparison& c) {
+  std::vector<Column> columns;
+  for (const auto& name : c.key.names) columns.push_back(simple_column(name));
+  columns.insert(columns.end(), {{"runs", {"runs"}, true},
+                                 {"status", {"status"}, false},
+                                 {"val loss", {"val_loss_mean", "val_loss_std"}, true},
+                                 {"Δ vs " + c.options.baseline, {"delta_val_loss"}, true},
+                                 {"ppl", {"ppl"}, true}});
+  for (const auto& [tm, chance] : c.tasks) {
+    const auto& [task, metric] = tm;
+    std::string name = task + " " + metric;
+    if (!std::isnan(chance)) name += " (chance " + fixed(chance, 2) + ")";
+    const std::string csv = task + "_" + metric;
+    columns.push_back({name, {csv + "_mean", csv + "_std"}, true});
+  }
+  columns.insert(columns.end(), {{"tok/s", {"tokens_per_s"}, true},
+                                 {"density", {"density", "density_std"}, true},
+                                 {"λ", {"lambda"}, true},
+                                 {"CV", {"cv", "cv_std"}, true},
+                                 {"MaxVio", {"maxvio", "maxvio_std"}, true},
+                                 {"entropy", {"entropy", "entropy_std"}, true},
+                                 {"dead", {"dead", "dead_std"}, true},
+                                 {"wall", {"wall_s"}, true}});
+  return columns;
+}
+
+// The baseline group of a row among `groups`: same key, method = baseline.
+const Group* baseline_of(const Comparison& c, const GroupMap& groups, const Group& g) {
+  if (!c.key.has_method()) return nullptr;
+  std::vector<std::string> base = g.key;
+  base[c.key.method] = c.options.baseline;
+  const auto it = groups.find(base);
+  return it == groups.end() ? nullptr : &it->second;
+}
+
+double loss_difference(const Group& g, const Group& base) { return g.loss.mean - base.loss.mean; }
+
+// Published rows have only a perplexity: the loss delta if ppl = exp(loss).
+double published_difference(const Group& g, const Group& base) {
+  return std::log(g.published_ppl / base.published_ppl);
+}
+
+// "base" on the baseline itself, "-" without a baseline.
+Cell delta_cell(const Group& g, const Group* base,
+                double (*difference)(const Group&, const Group&)) {
+  if (base == &g) return {"base", {"0"}};
+  if (base == nullptr) return {kNone, {""}};
+  const double d = difference(g, *base);
+  return number_cell(std::isnan(d) ? kNone : printf_string("%+.3f", d), d);
+}
+
+std::vector<Cell> published_row(const Comparison& c, const Group& g,
+                                const std::vector<Column>& columns) {
+  std::vector<Cell> row = text_row(g.key);
+  row.insert(row.end(), {Cell{"", {""}}, text_cell("published"), Cell{kNone, {"", ""}},
+                         delta_cell(g, baseline_of(c, c.published, g), published_difference),
+                         number_cell(fixed(g.published_ppl, 2), g.published_ppl)});
+  // Nothing else is published for these rows: one empty cell per remaining column.
+  while (row.size() < columns.size()) {
+    row.push_back({kNone, std::vector<std::string>(columns[row.size()].csv_names.size(), "")});
+  }
+  return row;
+}
+
+// What our rows found that the footnotes explain.
+struct RowFindings {
+  bool any_baseline = false;                  // a row with a baseline group
+  bool any_marked = false;                    // a row with runs that are not 'done'
+  std::vector<std::string> missing_baseline;  // the other key values of rows without one
+  std::vector<std::string> missing_loss;      // one note per row with runs lacking a val loss
+};
+
+// runs (marked when some are not 'done') and status.
+std::vector<Cell> run_count_cells(const Group& g, RowFindings& findings) {
+  const bool marked = std::any_of(g.runs.begin(), g.runs.end(), [](const RunSummary* s) {
+    return s->run.status != RunStatus::kDone;
+  });
+  findings.any_marked |= marked;
+  const std::string n_runs = std::to_string(g.runs.size());
+  return {{n_runs + (marked ? kNotDoneMark : ""), {n_runs}}, text_cell(status_summary(g.runs))};
+}
+
+// val loss, Δ and ppl.
+std::vector<Cell> loss_cells(const Comparison& c, const Group& g, RowFindings& findings) {
+  if (g.loss.n < static_cast<int>(g.runs.size())) {
+    findings.missing_loss.push_back(describe_key(c.key.names, g.key, c.key.names.size()) + ": " +
+                                    std::to_string(g.runs.size() - g.loss.n) + " of " +
+                                    std::to_string(g.runs.size()) +
+                                    " runs have no final val loss (not in its mean)");
+  }
+  const Group* base = baseline_of(c, c.ours, g);
+  if (base != nullptr) {
+    findings.any_baseline = true;
+  } else if (c.key.has_method()) {
+    findings.missing_baseline.push_back(describe_key(c.key.names, g.key, c.key.method));
+  }
+  const double ppl = std::exp(g.loss.mean);
+  return {stats_cell(g.loss, 3), delta_cell(g, base, loss_difference),
+          number_cell(fixed(ppl, 2), ppl)};
+}
+
+// The zero-shot, speed, routing, balance and wall columns: means (± std) over the group's runs.
+std::vector<Cell> figure_cells(const Comparison& c, const Group& g) {
+  std::vector<Cell> cells;
+  for (const TaskColumn& column : c.tasks) {
+    const auto task_value = [&](const RunSummary& s) {
+      const auto& tasks = c.runs.extras.at(s.run.run_key).tasks;
+      const auto it = tasks.find(column.task);
+      return it == tasks.end() ? kNaN : it->second.value;
+    };
+    cells.push_back(mean_std_cell(values_of(g, task_value), 3));
+  }
+  const double speed = mean_of(values_of(g, [](const RunSummary& s) { return s.tokens_per_s; }));
+  const double lambda = mean_of(values_of(g, [](const RunSummary& s) { return s.lambda; }));
+  const double wall = mean_of(values_of(g, [](const RunSummary& s) { return s.run.wall_s; }));
+  const auto dead = [&](const RunSummary& s) { return c.runs.extras.at(s.run.run_key).dead; };
+  cells.push_back(number_cell(tokens_per_s_text(speed), speed));
+  cells.push_back(mean_std_cell(values_of(g, [](const RunSummary& s) { return s.density; }), 3));
+  cells.push_back(number_cell(lambda_text(lambda), lambda));
+  cells.push_back(mean_std_cell(values_of(g, [](const RunSummary& s) { return s.cv; }), 3));
+  cells.push_back(mean_std_cell(values_of(g, [](const RunSummary& s) { return s.maxvio; }), 3));
+  cells.push_back(mean_std_cell(values_of(g, [](const RunSummary& s) { return s.entropy; }), 3));
+  cells.push_back(mean_std_cell(values_of(g, dead), 2));
+  cells.push_back(number_cell(wall_text(wall), wall));
+  return cells;
+}
+
+std::vector<Cell> our_row(const Comparison& c, const Group& g, RowFindings& findings) {
+  std::vector<Cell> row = text_row(g.key);
+  // In column order; a braced list is evaluated left to right, so the findings keep row order.
+  for (const auto& cells :
+       {run_count_cells(g, findings), loss_cells(c, g, findings), figure_cells(c, g)}) {
+    row.insert(row.end(), cells.begin(), cells.end());
+  }
+  return row;
+}
+
+// Ours and published in one order, ours first on equal keys, so each published anchor sits
+// beside our row of the same method and size. (group, is_published)
+std::vector<std::pair<const Group*, bool>> row_order(const Comparison& c) {
+  std::vector<std::pair<const Group*, bool>> order;
+  for (const auto& [k, g] : c.ours) order.push_back({&g, false});
+  for (const auto& [k, g] : c.published) order.push_back({&g, true});
+  const KeyLess& less = c.ours.key_comp();
+  std::stable_sort(order.begin(), order.end(),
+                   [&](const auto& a, const auto& b) { return less(a.first->key, b.first->key); });
+  return order;
+}
+
+// Why a Δ cell may be empty; "" when none is.
+std::string delta_footnote(const Comparison& c, const RowFindings& findings) {
+  const std::string& baseline = c.options.baseline;
+  if (!c.key.has_method()) return "Δ needs 'method' in --group-by: left empty";
+  if (!findings.any_baseline) {
+    return "baseline '" + baseline +
+           "' absent: no run with that method among the shown runs, so Δ is left empty (choose "
+           "another with --baseline)";
+  }
+  if (findings.missing_baseline.empty()) return "";
+  std::string which;
+  for (const auto& m : findings.missing_baseline) which += (which.empty() ? "" : "; ") + m;
+  return "no baseline '" + baseline + "' runs for " + which + ": Δ left empty there";
+}
+
+// How the numbers were made, then anything the reader could misread.
+std::vector<std::string> comparison_footnotes(const Comparison& c, const RowFindings& findings) {
+  std::vector<std::string> notes = {
+      "val loss: mean ± sample std over the runs of a row (last val eval, trained θ); "
+      "ppl = exp(mean val loss); balance figures (mean ± std over the runs) at the last logged "
+      "step, averaged over layers; dead = experts per layer with load < 1/(8E)"};
+  if (!c.tasks.empty()) {
+    notes.push_back(
+        "zero-shot columns: each task's primary metric at its last evaluation (trained θ), mean ± "
+        "std over the runs; chance = accuracy of a uniform guess (DATA.md offline tasks)");
+  }
+  if (std::string delta = delta_footnote(c, findings); !delta.empty()) notes.push_back(delta);
+  if (findings.any_marked) {
+    notes.push_back(std::string(kNotDoneMark) +
+                    " the row includes runs that are not 'done' (--all); their numbers enter its "
+                    "statistics");
+  }
+  const auto& left_out = c.runs.left_out;
+  if (!left_out.empty()) {
+    notes.push_back("left out " + std::to_string(left_out.size()) +
+                    (left_out.size() == 1 ? " run that is" : " runs that are") + " not 'done' (" +
+                    status_summary(left_out) + "); --all includes " +
+                    (left_out.size() == 1 ? "it" : "them"));
+  }
+  if (c.options.published) {
+    notes.push_back(
+        "published: Routing-Free MoE repo README (arXiv 2604.00801; OpenWebText, one epoch, "
+        "paper scale); Δ there = ln(ppl / published baseline ppl); only orderings and ratios "
+        "compare with our runs (shared/spec/PAPER_RESULTS.md)");
+  }
+  notes.insert(notes.end(), findings.missing_loss.begin(), findings.missing_loss.end());
+  return notes;
 }
 
 }  // namespace
 
 // --- public API -------------------------------------------------------------------------------
 
-std::unique_ptr<Store> open_results(const std::string& path) {
+std::unique_ptr<Store> open_results(const std::string& path, Store::Mode mode) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
     throw ReportError("no results database at '" + path + "': create runs with `" +
                       std::string(kCreateRunsHint) + "` (or point --db at an existing database)");
   }
-  return std::make_unique<Store>(path);
+  try {
+    return std::make_unique<Store>(path, mode);
+  } catch (const std::runtime_error& e) {
+    throw ReportError(e.what());  // not a moebench database, a newer schema, unreadable
+  }
 }
 
 std::vector<RunSummary> summarize_runs(Store& store) {
@@ -473,263 +757,43 @@ const std::vector<PublishedResult>& published_results() {
 }
 
 Table comparison_table(Store& store, const TableOptions& options) {
-  check_group_columns(options.group_by);
-  const std::vector<std::string>& cols = options.group_by;
-  const auto find_col = [&](const std::string& name) {
-    return static_cast<size_t>(std::find(cols.begin(), cols.end(), name) - cols.begin());
-  };
-  const size_t method_col = find_col("method");
-  const size_t size_col = find_col("size");
-  if (options.published && (method_col == cols.size() || size_col == cols.size())) {
-    throw ReportError(
-        "--published needs 'method' and 'size' in --group-by (the published "
-        "numbers are keyed by them)");
-  }
-
-  const std::vector<RunSummary> all = summarize_runs(store);
-  if (all.empty()) {
-    throw ReportError("no runs in '" + store.path() + "': create some with `" +
-                      std::string(kCreateRunsHint) + "`");
-  }
-  std::map<std::string, RunExtras> extras;  // by run_key
-  for (const RunSummary& s : all) extras[s.run.run_key] = read_extras(store, s.run.run_key);
-  std::vector<const RunSummary*> left_out;
-  std::vector<const RunSummary*> included;
-  for (const RunSummary& s : all) {
-    (options.all || s.run.status == RunStatus::kDone ? included : left_out).push_back(&s);
-  }
-  if (included.empty()) {
-    throw ReportError("no 'done' runs in '" + store.path() + "' (" + status_summary(left_out) +
-                      "): --all includes unfinished runs, `" + std::string(kCreateRunsHint) +
-                      "` creates one");
-  }
-
-  const KeyLess less{cols, options.baseline};
-  std::map<std::vector<std::string>, Group, KeyLess> ours(less);
-  GroupValues values;
-  for (const RunSummary* s : included) {
-    std::vector<std::string> key;
-    for (const auto& c : cols) key.push_back(values.get(s->run, c));
-    Group& g = ours[key];
-    g.key = key;
-    g.runs.push_back(s);
-  }
-  for (auto& [key, g] : ours) {
-    std::vector<double> losses;
-    for (const RunSummary* s : g.runs) losses.push_back(s->val_loss);
-    g.loss = stats_of(losses);
-  }
-  std::map<std::vector<std::string>, Group, KeyLess> published(less);
-  if (options.published) {
-    for (const PublishedResult& p : published_results()) {
-      std::vector<std::string> key(cols.size());
-      key[method_col] = p.method;
-      key[size_col] = p.size;
-      Group& g = published[key];
-      g.key = key;
-      g.published_ppl = p.ppl;
-    }
-  }
-
-  // One column per (task, primary metric) that any shown run has, with the task's chance level.
-  std::map<TaskMetric, double> task_chance;
-  for (const RunSummary* s : included) {
-    for (const auto& [tm, figure] : extras[s->run.run_key].tasks) {
-      double& chance = task_chance.emplace(tm, kNaN).first->second;
-      if (std::isnan(chance)) chance = figure.chance;
-    }
-  }
-  std::vector<TaskMetric> task_columns;
-  for (const auto& [tm, chance] : task_chance) task_columns.push_back(tm);
-  std::stable_sort(
-      task_columns.begin(), task_columns.end(), [](const TaskMetric& a, const TaskMetric& b) {
-        return std::make_pair(task_rank(a.first), a) < std::make_pair(task_rank(b.first), b);
-      });
+  KeyColumns key = key_columns(options);
+  const KeyLess less{key.names, options.baseline};
+  Comparison c{options,        std::move(key), collect_runs(store, options.all),
+               GroupMap(less), GroupMap(less), {}};
+  c.ours = group_runs(c.runs.included, c.key, less);
+  aggregate_losses(c.ours);
+  if (options.published) c.published = published_groups(c.key, less);
+  c.tasks = task_columns(c.runs);
 
   Table table;
-  std::vector<std::string> notes;
-  for (const auto& c : cols) table.columns.push_back({c, {c}, false});
-  const std::string delta_name = "Δ vs " + options.baseline;
-  table.columns.insert(table.columns.end(), {{"runs", {"runs"}, true},
-                                             {"status", {"status"}, false},
-                                             {"val loss", {"val_loss_mean", "val_loss_std"}, true},
-                                             {delta_name, {"delta_val_loss"}, true},
-                                             {"ppl", {"ppl"}, true}});
-  for (const auto& [task, metric] : task_columns) {
-    const double chance = task_chance[{task, metric}];
-    std::string name = task + " " + metric;
-    if (!std::isnan(chance)) name += " (chance " + fixed(chance, 2) + ")";
-    const std::string csv = task + "_" + metric;
-    table.columns.push_back({name, {csv + "_mean", csv + "_std"}, true});
+  table.columns = comparison_columns(c);
+  RowFindings findings;
+  for (const auto& [g, is_published] : row_order(c)) {
+    table.rows.push_back(is_published ? published_row(c, *g, table.columns)
+                                      : our_row(c, *g, findings));
   }
-  table.columns.insert(table.columns.end(), {{"tok/s", {"tokens_per_s"}, true},
-                                             {"density", {"density", "density_std"}, true},
-                                             {"λ", {"lambda"}, true},
-                                             {"CV", {"cv", "cv_std"}, true},
-                                             {"MaxVio", {"maxvio", "maxvio_std"}, true},
-                                             {"entropy", {"entropy", "entropy_std"}, true},
-                                             {"dead", {"dead", "dead_std"}, true},
-                                             {"wall", {"wall_s"}, true}});
-
-  // The baseline group of a row: same key, method = baseline.
-  const auto baseline_of = [&](const auto& groups,
-                               const std::vector<std::string>& key) -> const Group* {
-    if (method_col == cols.size()) return nullptr;
-    std::vector<std::string> base = key;
-    base[method_col] = options.baseline;
-    const auto it = groups.find(base);
-    return it == groups.end() ? nullptr : &it->second;
-  };
-  std::vector<std::string> missing_baseline;
-  bool any_baseline = false;
-  bool any_marked = false;
-
-  // Ours and published in one order, ours first on equal keys, so each published anchor sits
-  // beside our row of the same method and size.
-  std::vector<std::pair<const Group*, bool>> order;  // (group, is_published)
-  for (const auto& [key, g] : ours) order.push_back({&g, false});
-  for (const auto& [key, g] : published) order.push_back({&g, true});
-  std::stable_sort(order.begin(), order.end(),
-                   [&](const auto& a, const auto& b) { return less(a.first->key, b.first->key); });
-
-  for (const auto& [g, is_published] : order) {
-    std::vector<Cell> row;
-    for (const auto& v : g->key) row.push_back(text_cell(v));
-    if (is_published) {
-      const Group* base = baseline_of(published, g->key);
-      Cell delta{kNone, {""}};
-      if (base == g) {
-        delta = {"base", {"0"}};
-      } else if (base != nullptr) {
-        const double d = std::log(g->published_ppl / base->published_ppl);
-        delta = number_cell(printf_string("%+.3f", d), d);
-      }
-      row.insert(row.end(), {Cell{"", {""}}, text_cell("published"), Cell{kNone, {"", ""}}, delta,
-                             number_cell(fixed(g->published_ppl, 2), g->published_ppl)});
-      // Nothing else is published for these rows: one empty cell per remaining column.
-      while (row.size() < table.columns.size()) {
-        const auto& column = table.columns[row.size()];
-        row.push_back({kNone, std::vector<std::string>(column.csv_names.size(), "")});
-      }
-      table.rows.push_back(std::move(row));
-      continue;
-    }
-
-    const bool marked = std::any_of(g->runs.begin(), g->runs.end(), [](const RunSummary* s) {
-      return s->run.status != RunStatus::kDone;
-    });
-    any_marked |= marked;
-    const std::string n_runs = std::to_string(g->runs.size());
-    row.push_back({n_runs + (marked ? kNotDoneMark : ""), {n_runs}});
-    row.push_back(text_cell(status_summary(g->runs)));
-
-    std::string loss_text = fixed(g->loss.mean, 3);
-    if (!std::isnan(g->loss.std)) loss_text += " ± " + fixed(g->loss.std, 3);
-    row.push_back({loss_text, {exact(g->loss.mean), exact(g->loss.std)}});
-    if (g->loss.n < static_cast<int>(g->runs.size())) {
-      notes.push_back(describe_key(cols, g->key, cols.size()) + ": " +
-                      std::to_string(g->runs.size() - g->loss.n) + " of " +
-                      std::to_string(g->runs.size()) +
-                      " runs have no final val loss (not in its mean)");
-    }
-
-    const Group* base = baseline_of(ours, g->key);
-    if (base == g) {
-      any_baseline = true;
-      row.push_back({"base", {"0"}});
-    } else if (base != nullptr) {
-      any_baseline = true;
-      const double d = g->loss.mean - base->loss.mean;
-      row.push_back(number_cell(std::isnan(d) ? kNone : printf_string("%+.3f", d), d));
-    } else {
-      if (method_col != cols.size())
-        missing_baseline.push_back(describe_key(cols, g->key, method_col));
-      row.push_back({kNone, {""}});
-    }
-
-    const double ppl = std::exp(g->loss.mean);
-    row.push_back(number_cell(fixed(ppl, 2), ppl));
-    for (const TaskMetric& tm : task_columns) {
-      std::vector<double> values;
-      for (const RunSummary* s : g->runs) {
-        const auto& tasks = extras[s->run.run_key].tasks;
-        const auto it = tasks.find(tm);
-        values.push_back(it == tasks.end() ? kNaN : it->second.value);
-      }
-      row.push_back(mean_std_cell(values, 3));
-    }
-    std::vector<double> speed, density, lambda, cv, maxvio, entropy, dead, wall;
-    for (const RunSummary* s : g->runs) {
-      speed.push_back(s->tokens_per_s);
-      density.push_back(s->density);
-      lambda.push_back(s->lambda);
-      cv.push_back(s->cv);
-      maxvio.push_back(s->maxvio);
-      entropy.push_back(s->entropy);
-      dead.push_back(extras[s->run.run_key].dead);
-      wall.push_back(s->run.wall_s);
-    }
-    const double m_speed = mean_of(speed), m_lambda = mean_of(lambda), m_wall = mean_of(wall);
-    row.push_back(number_cell(tokens_per_s_text(m_speed), m_speed));
-    row.push_back(mean_std_cell(density, 3));
-    row.push_back(number_cell(lambda_text(m_lambda), m_lambda));
-    row.push_back(mean_std_cell(cv, 3));
-    row.push_back(mean_std_cell(maxvio, 3));
-    row.push_back(mean_std_cell(entropy, 3));
-    row.push_back(mean_std_cell(dead, 2));
-    row.push_back(number_cell(wall_text(m_wall), m_wall));
-    table.rows.push_back(std::move(row));
-  }
-
-  // Footnotes: how the numbers were made, then anything the reader could misread.
-  table.footnotes.push_back(
-      "val loss: mean ± sample std over the runs of a row (last val eval, trained θ); "
-      "ppl = exp(mean val loss); balance figures (mean ± std over the runs) at the last logged "
-      "step, averaged over layers; dead = experts per layer with load < 1/(8E)");
-  if (!task_columns.empty()) {
-    table.footnotes.push_back(
-        "zero-shot columns: each task's primary metric at its last evaluation (trained θ), mean ± "
-        "std over the runs; chance = accuracy of a uniform guess (DATA.md offline tasks)");
-  }
-  if (method_col == cols.size()) {
-    table.footnotes.push_back("Δ needs 'method' in --group-by: left empty");
-  } else if (!any_baseline) {
-    table.footnotes.push_back("baseline '" + options.baseline +
-                              "' absent: no run with that method among the shown runs, so Δ is "
-                              "left empty (choose another with --baseline)");
-  } else if (!missing_baseline.empty()) {
-    std::string which;
-    for (const auto& m : missing_baseline) which += (which.empty() ? "" : "; ") + m;
-    table.footnotes.push_back("no baseline '" + options.baseline + "' runs for " + which +
-                              ": Δ left empty there");
-  }
-  if (any_marked) {
-    table.footnotes.push_back(std::string(kNotDoneMark) +
-                              " the row includes runs that are not 'done' (--all); their numbers "
-                              "enter its statistics");
-  }
-  if (!left_out.empty()) {
-    table.footnotes.push_back("left out " + std::to_string(left_out.size()) +
-                              (left_out.size() == 1 ? " run that is" : " runs that are") +
-                              " not 'done' (" + status_summary(left_out) + "); --all includes " +
-                              (left_out.size() == 1 ? "it" : "them"));
-  }
-  if (options.published) {
-    table.footnotes.push_back(
-        "published: Routing-Free MoE repo README (arXiv 2604.00801; OpenWebText, one epoch, "
-        "paper scale); Δ there = ln(ppl / published baseline ppl); only orderings and ratios "
-        "compare with our runs (shared/spec/PAPER_RESULTS.md)");
-  }
-  table.footnotes.insert(table.footnotes.end(), notes.begin(), notes.end());
+  table.footnotes = comparison_footnotes(c, findings);
   return table;
 }
 
+namespace {
+
+// "running" alone cannot tell a live trainer from one that crashed without recording it: the
+// run's lease can. A file from before leases (schema 1) has none, so its status stays as it is.
+std::string run_status_text(Store& store, const RunRow& run) {
+  std::string text = to_string(run.status);
+  if (run.status != RunStatus::kRunning || store.schema_version() < 2) return text;
+  const std::optional<LeaseHolder> lease = store.lease_of(run.run_key);
+  if (!lease || !lease->alive) return text + " (owner gone)";
+  return text + " (" + lease->host + ":" + std::to_string(lease->pid) + ")";
+}
+
+}  // namespace
+
 Table runs_table(Store& store) {
   const std::vector<RunSummary> all = summarize_runs(store);
-  if (all.empty()) {
-    throw ReportError("no runs in '" + store.path() + "': create some with `" +
-                      std::string(kCreateRunsHint) + "`");
-  }
+  if (all.empty()) throw_no_runs(store);
   Table table;
   table.columns = {{"run_key", {"run_key"}, false}, {"method", {"method"}, false},
                    {"size", {"size"}, false},       {"seed", {"seed"}, true},
@@ -742,7 +806,7 @@ Table runs_table(Store& store) {
                           text_cell(s.run.method),
                           text_cell(s.run.size),
                           {seed, {seed}},
-                          text_cell(to_string(s.run.status)),
+                          text_cell(run_status_text(store, s.run)),
                           {step, {step}},
                           number_cell(wall_text(s.run.wall_s), s.run.wall_s),
                           number_cell(fixed(s.val_loss, 4), s.val_loss)});
@@ -752,79 +816,11 @@ Table runs_table(Store& store) {
 }
 
 Format parse_format(const std::string& text) {
-  if (text == "term") return Format::kTerm;
-  if (text == "md" || text == "markdown") return Format::kMarkdown;
-  if (text == "csv") return Format::kCsv;
-  throw ReportError("unknown format '" + text + "': use term, md or csv");
-}
-
-std::string render(const Table& table, Format format) {
-  std::string out;
-  const size_t n = table.columns.size();
-  if (format == Format::kCsv) {
-    std::string line;
-    for (const Column& c : table.columns) {
-      for (const auto& name : c.csv_names) line += (line.empty() ? "" : ",") + csv_field(name);
-    }
-    out += line + "\n";
-    for (const auto& row : table.rows) {
-      line.clear();
-      bool first = true;
-      for (size_t i = 0; i < n; ++i) {
-        for (size_t k = 0; k < table.columns[i].csv_names.size(); ++k) {
-          const std::string field = k < row[i].csv.size() ? row[i].csv[k] : "";
-          line += (first ? "" : ",") + csv_field(field);
-          first = false;
-        }
-      }
-      out += line + "\n";
-    }
-    return out;
+  try {
+    return moebench::parse_format(text);
+  } catch (const std::invalid_argument& e) {
+    throw ReportError(e.what());
   }
-
-  if (format == Format::kMarkdown) {
-    std::string header = "|", rule = "|";
-    for (const Column& c : table.columns) {
-      header += " " + md_cell(c.name) + " |";
-      rule += c.numeric ? "---:|" : "---|";
-    }
-    out += header + "\n" + rule + "\n";
-    for (const auto& row : table.rows) {
-      std::string line = "|";
-      for (const Cell& cell : row) line += " " + md_cell(cell.text) + " |";
-      out += line + "\n";
-    }
-    if (!table.footnotes.empty()) out += "\n";
-    for (const auto& f : table.footnotes) out += "- " + f + "\n";
-    return out;
-  }
-
-  std::vector<size_t> width(n, 0);
-  for (size_t i = 0; i < n; ++i) width[i] = display_width(table.columns[i].name);
-  for (const auto& row : table.rows) {
-    for (size_t i = 0; i < n; ++i) width[i] = std::max(width[i], display_width(row[i].text));
-  }
-  const auto emit = [&](const std::vector<std::string>& cells) {
-    std::string line;
-    for (size_t i = 0; i < n; ++i) {
-      line += (i ? "  " : "") + pad(cells[i], width[i], table.columns[i].numeric);
-    }
-    while (!line.empty() && line.back() == ' ') line.pop_back();
-    out += line + "\n";
-  };
-  std::vector<std::string> cells;
-  for (const Column& c : table.columns) cells.push_back(c.name);
-  emit(cells);
-  cells.clear();
-  for (size_t i = 0; i < n; ++i) cells.push_back(std::string(width[i], '-'));
-  emit(cells);
-  for (const auto& row : table.rows) {
-    cells.clear();
-    for (const Cell& cell : row) cells.push_back(cell.text);
-    emit(cells);
-  }
-  for (const auto& f : table.footnotes) out += f + "\n";
-  return out;
 }
 
 }  // namespace moebench::report

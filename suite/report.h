@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "suite/store.h"
+#include "suite/table.h"
 
 namespace moebench::report {
 
@@ -23,8 +24,25 @@ inline constexpr const char* kDefaultDb = "results/moebench.sqlite";
 inline constexpr const char* kCreateRunsHint = "moebench train --config micro";
 
 // Opens an existing results database. Unlike Store's constructor it never creates one: a
-// mistyped --db must not leave an empty database behind and report "no runs".
-std::unique_ptr<Store> open_results(const std::string& path);
+// mistyped --db must not leave an empty database behind and report "no runs". The reports
+// (`moebench table`, `moebench runs`) pass kReadOnly, so they work on read-only files and
+// folders and never write a schema into a stray file; callers that store rows (`moebench
+// eval`) keep the default. Store's errors (not a moebench database, a newer schema) come as
+// ReportError.
+std::unique_ptr<Store> open_results(const std::string& path,
+                                    Store::Mode mode = Store::Mode::kReadWrite);
+
+// --- rendering (suite/table.h) ----------------------------------------------------------------
+
+// The tables are moebench::Table; these names keep report:: callers compiling.
+using moebench::Cell;
+using moebench::Column;
+using moebench::Format;
+using moebench::render;
+using moebench::Table;
+
+// parse_format of suite/table.h, failing as a ReportError like every other bad report input.
+Format parse_format(const std::string& text);
 
 // --- per-run figures ----------------------------------------------------------------------------
 
@@ -45,27 +63,6 @@ struct RunSummary {
 
 // All runs, in the store's order (created_at, run_key).
 std::vector<RunSummary> summarize_runs(Store& store);
-
-// --- the table structure ----------------------------------------------------------------------
-
-// One column as shown (term, md) and as exported (csv, possibly several fields: a mean and
-// its std are two csv fields so that the csv stays machine-readable).
-struct Column {
-  std::string name;                    // "val loss"
-  std::vector<std::string> csv_names;  // {"val_loss_mean", "val_loss_std"}
-  bool numeric = false;                // right-aligned in term and md
-};
-
-struct Cell {
-  std::string text;              // "3.100 ± 0.141"; "-" = no value
-  std::vector<std::string> csv;  // one per csv field of the column, full precision; "" = none
-};
-
-struct Table {
-  std::vector<Column> columns;
-  std::vector<std::vector<Cell>> rows;
-  std::vector<std::string> footnotes;  // shown under the table (term, md); stderr for csv
-};
 
 // --- `moebench table` ---------------------------------------------------------------------------
 
@@ -95,16 +92,6 @@ Table comparison_table(Store& store, const TableOptions& options = {});
 // `moebench runs`: one row per stored run (run_key, method, size, seed, status, step, wall,
 // val loss). Throws ReportError when the store has no runs.
 Table runs_table(Store& store);
-
-// --- rendering ----------------------------------------------------------------------------------
-
-enum class Format { kTerm, kMarkdown, kCsv };
-Format parse_format(const std::string& text);  // "term" | "md" | "csv"; throws ReportError
-
-// term: aligned columns (widths in code points, so "±" and "λ" count as one); md: a GitHub
-// table with a |---| separator row; both end with the footnotes. csv: RFC 4180, one header
-// line of csv_names, footnotes left out (the command prints them on stderr).
-std::string render(const Table& table, Format format);
 
 // The published rows, for tests and documentation: (method, size, perplexity).
 struct PublishedResult {

@@ -2,14 +2,20 @@
 // Spec: shared/DESIGN.md "Configs and the store".
 #include "suite/store.h"
 
+#include <signal.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <limits>
+#include <mutex>
+#include <random>
 #include <stdexcept>
 #include <type_traits>
 #include <unordered_map>
@@ -105,6 +111,20 @@ CREATE TABLE env (
 );
 )sql";
 
+// Version 2. IF NOT EXISTS: the same statement creates it in a new file and adds it to a
+// version-1 file. No foreign key to runs: the trainer takes the lease before begin_run
+// creates the row (delete_run removes it explicitly).
+constexpr const char* kLeasesSql = R"sql(
+CREATE TABLE IF NOT EXISTS leases (
+  run_key      TEXT PRIMARY KEY NOT NULL,
+  owner        TEXT NOT NULL,
+  host         TEXT NOT NULL,
+  pid          INTEGER NOT NULL,
+  acquired_at  TEXT NOT NULL,
+  heartbeat_at REAL NOT NULL
+);
+)sql";
+
 constexpr const char* kRunColumns =
     "run_key, config_json, method, size, seed, git_commit, dirty, torch_version, device, "
     "backend, status, status_step, created_at, started_at, finished_at, wall_s, tokens, notes";
@@ -116,6 +136,45 @@ std::string format_double(double x) {
     if (std::strtod(buf, nullptr) == x) break;
   }
   return buf;
+}
+
+double unix_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string host_name() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof(buf) - 1) != 0) return "unknown-host";
+  return buf;
+}
+
+// kill(pid, 0) probes without signalling; EPERM means it exists but belongs to another user.
+// pid <= 0 would address process groups, so such a row counts as dead.
+bool pid_alive(int64_t pid) {
+  if (pid <= 0 || pid > std::numeric_limits<pid_t>::max()) return false;
+  return kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH;
+}
+
+// The one staleness rule of acquire_lease and lease_of. A NaN age (no heartbeat) is stale.
+bool lease_stale(const LeaseHolder& h, double stale_after_s) {
+  if (h.host == host_name() && !pid_alive(h.pid)) return true;
+  return !(h.heartbeat_age_s <= stale_after_s);
+}
+
+// "file:" URI of a path (for immutable=1): only the characters URIs give a meaning to are
+// escaped.
+std::string file_uri(const std::string& path) {
+  std::string out = "file:";
+  for (const char c : path) {
+    if (c == '%' || c == '?' || c == '#') {
+      char buf[4];
+      std::snprintf(buf, sizeof(buf), "%%%02X", static_cast<unsigned char>(c));
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out;
 }
 
 // The connection and its name, for error messages.
@@ -244,12 +303,47 @@ RunRow read_run(const Statement& s) {
   return r;
 }
 
+constexpr const char* kLayerStatColumns = "step, layer, expert, metric, value";
+
+LayerStatRow read_layer_stat(const Statement& s) {
+  return {s.int64(0), static_cast<int>(s.int64(1)), static_cast<int>(s.int64(2)), s.text(3),
+          s.real(4)};
+}
+
+constexpr const char* kEvalColumns = "task, metric, value, n, ci_low, ci_high, chance, theta, step";
+// The rows EvalFilter selects; parameters: run_key, task, metric, trained_theta_only.
+constexpr const char* kEvalFilterSql =
+    " FROM evals WHERE run_key = ?1 AND (?2 = '' OR task = ?2) AND (?3 = '' OR metric = ?3) AND "
+    "(?4 = 0 OR theta IS NULL)";
+
+EvalRow read_eval(const Statement& s) {
+  EvalRow e;
+  e.task = s.text(0);
+  e.metric = s.text(1);
+  e.value = s.real(2);
+  e.n = s.int64(3);
+  e.ci_low = s.real(4);
+  e.ci_high = s.real(5);
+  e.chance = s.real(6);
+  if (!s.is_null(7)) e.theta = s.real(7);
+  e.step = s.int64(8);
+  return e;
+}
+
 }  // namespace
 
 struct Store::Impl {
   Db db;
-  int depth = 0;  // open Transactions
+  Mode mode = Mode::kReadWrite;
+  int schema_version = 0;
+  bool has_leases = false;     // false only for a version-1 file opened read-only
+  std::string owner_override;  // set_owner_for_testing
+  int depth = 0;               // open Transactions
   std::unordered_map<std::string, sqlite3_stmt*> cache;
+
+  std::string owner() const {
+    return owner_override.empty() ? Store::process_owner() : owner_override;
+  }
 
   ~Impl() {
     for (auto& [sql, stmt] : cache) sqlite3_finalize(stmt);
@@ -286,6 +380,10 @@ std::string to_string(RunStatus status) {
   return "unknown";
 }
 
+bool is_finished(RunStatus status) {
+  return status == RunStatus::kDone || status == RunStatus::kDiverged;
+}
+
 RunStatus parse_run_status(const std::string& text) {
   for (RunStatus s : {RunStatus::kRunning, RunStatus::kDone, RunStatus::kDiverged,
                       RunStatus::kFailed, RunStatus::kInterrupted}) {
@@ -303,9 +401,107 @@ std::string to_string(const Value& v) {
 
 // --- opening ------------------------------------------------------------------------------------
 
-Store::Store(const std::string& path) : impl_(std::make_unique<Impl>()) {
+namespace {
+
+// The file's user_version; a file SQLite cannot read (not a database at all) is reported as
+// not ours rather than with SQLite's bare "file is not a database".
+int64_t read_user_version(Db& db) {
+  sqlite3_stmt* stmt = nullptr;
+  int rc = sqlite3_prepare_v2(db.handle, "PRAGMA user_version", -1, &stmt, nullptr);
+  if (rc == SQLITE_OK) rc = sqlite3_step(stmt);
+  if (rc == SQLITE_ROW) {
+    const int64_t version = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    return version;
+  }
+  const std::string message = sqlite3_errmsg(db.handle);
+  const int code = sqlite3_errcode(db.handle);
+  sqlite3_finalize(stmt);
+  if (code == SQLITE_NOTADB) {
+    throw std::runtime_error("store: " + db.path + " is not a moebench database (" + message + ")");
+  }
+  throw std::runtime_error("store: " + db.path + ": PRAGMA user_version: " + message);
+}
+
+bool has_table(Db& db, const char* name) {
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(db.handle, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                         -1, &stmt, nullptr) != SQLITE_OK) {
+    db.fail("sqlite_master");
+  }
+  sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+  const int rc = sqlite3_step(stmt);
+  sqlite3_finalize(stmt);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) db.fail("sqlite_master");
+  return rc == SQLITE_ROW;
+}
+
+bool has_any_table(Db& db) {
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(db.handle, "SELECT 1 FROM sqlite_master LIMIT 1", -1, &stmt, nullptr) !=
+      SQLITE_OK) {
+    db.fail("sqlite_master");
+  }
+  const int rc = sqlite3_step(stmt);
+  sqlite3_finalize(stmt);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) db.fail("sqlite_master");
+  return rc == SQLITE_ROW;
+}
+
+[[noreturn]] void throw_newer(const std::string& path, int64_t found) {
+  throw std::runtime_error("store: " + path + ": schema version " + std::to_string(found) +
+                           " is newer than this build's " + std::to_string(Store::kSchemaVersion) +
+                           "; update moebench");
+}
+
+[[noreturn]] void throw_not_ours(const std::string& path) {
+  throw std::runtime_error("store: " + path +
+                           " is not a moebench database (no moebench schema version)");
+}
+
+// Whether to read through SQLite's immutable mode: when there is no WAL file (no writer is
+// connected: a writer in WAL mode keeps one while connected) and we cannot write the file or
+// its folder. A normal read-only open would then fail (it must create the -shm file beside the
+// database) or leave -wal/-shm files there, with the file's read-only mode; immutable reads
+// the file as it is, which is exact while no writer connects.
+bool read_immutable(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::exists(path + "-wal", ec)) return false;
+  std::filesystem::path folder = std::filesystem::path(path).parent_path();
+  if (folder.empty()) folder = ".";
+  return access(path.c_str(), W_OK) != 0 || access(folder.c_str(), W_OK) != 0;
+}
+
+}  // namespace
+
+Store::Store(const std::string& path, Mode mode) : impl_(std::make_unique<Impl>()) {
   Db& db = impl_->db;
   db.path = path;
+  impl_->mode = mode;
+
+  if (mode == Mode::kReadOnly) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec)) {
+      throw std::runtime_error("store: no database at " + path +
+                               (std::filesystem::exists(path, ec)
+                                    ? " (it is not a file)"
+                                    : " (read-only opening never creates one)"));
+    }
+    const bool immutable = read_immutable(path);
+    const std::string name = immutable ? file_uri(path) + "?immutable=1" : path;
+    if (sqlite3_open_v2(name.c_str(), &db.handle, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI,
+                        nullptr) != SQLITE_OK) {
+      db.fail("cannot open read-only");
+    }
+    sqlite3_busy_timeout(db.handle, kBusyTimeoutMs);
+    const int64_t found = read_user_version(db);
+    if (found > kSchemaVersion) throw_newer(path, found);
+    if (found == 0) throw_not_ours(path);  // empty, or another program's database
+    impl_->schema_version = static_cast<int>(found);
+    impl_->has_leases = found >= 2 || has_table(db, "leases");
+    return;
+  }
+
   const std::filesystem::path parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) {
     std::error_code ec;
@@ -320,6 +516,9 @@ Store::Store(const std::string& path) : impl_(std::make_unique<Impl>()) {
     db.fail("cannot open");  // Impl's destructor closes the half-open handle
   }
   sqlite3_busy_timeout(db.handle, kBusyTimeoutMs);
+  // Before any write: a newer file must not be switched to WAL or touched otherwise.
+  const int64_t seen = read_user_version(db);
+  if (seen > kSchemaVersion) throw_newer(path, seen);
   // WAL: readers never block the writer and a killed writer leaves only uncommitted frames,
   // which the next open ignores. synchronous=NORMAL is durable against process crashes (not
   // power loss), which is what a killed training run needs.
@@ -327,27 +526,33 @@ Store::Store(const std::string& path) : impl_(std::make_unique<Impl>()) {
   db.exec("PRAGMA synchronous = NORMAL");
   db.exec("PRAGMA foreign_keys = ON");
 
-  // Create the schema once; version checked inside the write lock, since two processes may
-  // open a new file at the same moment.
+  // Create or upgrade the schema; version checked again inside the write lock, since two
+  // processes may open (and upgrade) the same file at the same moment.
   Transaction transaction(*this);
-  Statement version = impl_->prepare("PRAGMA user_version");
-  version.step();
-  const int64_t found = version.int64(0);
-  version.run();
-  if (found > kSchemaVersion) {
-    throw std::runtime_error("store: " + path + ": schema version " + std::to_string(found) +
-                             " is newer than this build's " + std::to_string(kSchemaVersion));
-  }
+  const int64_t found = read_user_version(db);
+  if (found > kSchemaVersion) throw_newer(path, found);
   if (found == 0) {
+    // Tables without our version: someone else's database; writing ours into it would mix
+    // the two.
+    if (has_any_table(db)) throw_not_ours(path);
     db.exec(kSchemaSql);
+  }
+  if (found < kSchemaVersion) {
+    db.exec(kLeasesSql);  // version 2; keeps every existing row
     db.exec("PRAGMA user_version = " + std::to_string(kSchemaVersion));
   }
   transaction.commit();
+  impl_->schema_version = kSchemaVersion;
+  impl_->has_leases = true;
 }
 
 Store::~Store() = default;
 
 const std::string& Store::path() const { return impl_->db.path; }
+
+Store::Mode Store::mode() const { return impl_->mode; }
+
+int Store::schema_version() const { return impl_->schema_version; }
 
 // --- transactions -------------------------------------------------------------------------------
 
@@ -496,7 +701,10 @@ void Store::set_notes(const std::string& run_key, const std::string& notes) {
 }
 
 void Store::delete_run(const std::string& run_key) {
-  write([&] { impl_->prepare("DELETE FROM runs WHERE run_key = ?").bind(run_key).run(); });
+  write([&] {
+    impl_->prepare("DELETE FROM runs WHERE run_key = ?").bind(run_key).run();
+    impl_->prepare("DELETE FROM leases WHERE run_key = ?").bind(run_key).run();
+  });
 }
 
 std::optional<RunRow> Store::find_run(const std::string& run_key) {
@@ -532,38 +740,42 @@ std::vector<StepRow> Store::steps(const std::string& run_key) {
 }
 
 std::vector<LayerStatRow> Store::layer_stats(const std::string& run_key) {
-  Statement s = impl_->prepare(
-      "SELECT step, layer, expert, metric, value FROM layer_stats WHERE run_key = ? "
-      "ORDER BY step, layer, expert, metric");
+  Statement s = impl_->prepare(std::string("SELECT ") + kLayerStatColumns +
+                               " FROM layer_stats WHERE run_key = ? "
+                               "ORDER BY step, layer, expert, metric");
   s.bind(run_key);
   std::vector<LayerStatRow> out;
-  while (s.step()) {
-    out.push_back({s.int64(0), static_cast<int>(s.int64(1)), static_cast<int>(s.int64(2)),
-                   s.text(3), s.real(4)});
-  }
+  while (s.step()) out.push_back(read_layer_stat(s));
   return out;
 }
 
-std::vector<EvalRow> Store::evals(const std::string& run_key) {
-  Statement s = impl_->prepare(
-      "SELECT task, metric, value, n, ci_low, ci_high, chance, theta, step FROM evals "
-      "WHERE run_key = ? ORDER BY step, task, metric, theta");
+std::vector<LayerStatRow> Store::last_layer_summaries(const std::string& run_key) {
+  Statement s = impl_->prepare(std::string("SELECT ") + kLayerStatColumns +
+                               " FROM layer_stats WHERE run_key = ?1 AND expert = -1 AND step = "
+                               "(SELECT max(step) FROM layer_stats WHERE run_key = ?1 AND "
+                               "expert = -1) ORDER BY layer, metric");
   s.bind(run_key);
-  std::vector<EvalRow> out;
-  while (s.step()) {
-    EvalRow e;
-    e.task = s.text(0);
-    e.metric = s.text(1);
-    e.value = s.real(2);
-    e.n = s.int64(3);
-    e.ci_low = s.real(4);
-    e.ci_high = s.real(5);
-    e.chance = s.real(6);
-    if (!s.is_null(7)) e.theta = s.real(7);
-    e.step = s.int64(8);
-    out.push_back(e);
-  }
+  std::vector<LayerStatRow> out;
+  while (s.step()) out.push_back(read_layer_stat(s));
   return out;
+}
+
+std::vector<EvalRow> Store::evals(const std::string& run_key, const EvalFilter& filter) {
+  Statement s = impl_->prepare(std::string("SELECT ") + kEvalColumns + kEvalFilterSql +
+                               " ORDER BY step, task, metric, theta");
+  s.bind(run_key, filter.task, filter.metric, filter.trained_theta_only);
+  std::vector<EvalRow> out;
+  while (s.step()) out.push_back(read_eval(s));
+  return out;
+}
+
+std::optional<EvalRow> Store::last_eval(const std::string& run_key, const EvalFilter& filter) {
+  // evals()'s order reversed (NULL theta sorts first ascending, last descending).
+  Statement s = impl_->prepare(std::string("SELECT ") + kEvalColumns + kEvalFilterSql +
+                               " ORDER BY step DESC, task DESC, metric DESC, theta DESC LIMIT 1");
+  s.bind(run_key, filter.task, filter.metric, filter.trained_theta_only);
+  if (!s.step()) return std::nullopt;
+  return read_eval(s);
 }
 
 // --- kernel benchmarks, environment -------------------------------------------------------------
@@ -615,6 +827,100 @@ std::map<std::string, std::string> Store::env() {
   std::map<std::string, std::string> out;
   while (s.step()) out[s.text(0)] = s.text(1);  // later rows overwrite earlier ones
   return out;
+}
+
+// --- leases -------------------------------------------------------------------------------------
+
+std::string Store::process_owner() {
+  // Cached per pid: a forked child is another process and must not inherit the parent's
+  // identity (or it would share its leases).
+  static std::mutex mutex;
+  static pid_t cached_pid = -1;
+  static std::string cached;
+  const std::lock_guard<std::mutex> lock(mutex);
+  if (cached_pid != getpid()) {
+    std::random_device random;
+    const uint64_t token = (static_cast<uint64_t>(random()) << 32) ^ random();
+    char hex[17];
+    std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(token));
+    cached_pid = getpid();
+    cached = host_name() + ":" + std::to_string(cached_pid) + ":" + hex;
+  }
+  return cached;
+}
+
+void Store::set_owner_for_testing(const std::string& owner) { impl_->owner_override = owner; }
+
+namespace {
+
+constexpr const char* kLeaseSelectSql =
+    "SELECT owner, host, pid, heartbeat_at FROM leases WHERE run_key = ?";
+
+LeaseHolder read_lease(const Statement& s, double stale_after_s) {
+  LeaseHolder h;
+  h.owner = s.text(0);
+  h.host = s.text(1);
+  h.pid = s.int64(2);
+  h.heartbeat_age_s = unix_now() - s.real(3);  // NaN stays NaN
+  h.alive = !lease_stale(h, stale_after_s);
+  return h;
+}
+
+}  // namespace
+
+std::optional<LeaseHolder> Store::acquire_lease(const std::string& run_key, double stale_after_s) {
+  const std::string me = impl_->owner();
+  std::optional<LeaseHolder> holder;
+  // One write transaction (BEGIN IMMEDIATE): the look and the take cannot interleave with
+  // another process's, so two racers cannot both see the lease free.
+  write([&] {
+    {
+      Statement s = impl_->prepare(kLeaseSelectSql);
+      s.bind(run_key);
+      if (s.step()) holder = read_lease(s, stale_after_s);
+    }
+    if (holder && holder->owner == me) {
+      holder.reset();
+      heartbeat_lease(run_key);
+      return;
+    }
+    if (holder && holder->alive) return;  // refused: the caller names the holder
+    holder.reset();
+    impl_
+        ->prepare(std::string("INSERT OR REPLACE INTO leases (run_key, owner, host, pid, "
+                              "acquired_at, heartbeat_at) VALUES (?, ?, ?, ?, ") +
+                  kNowSql + ", ?)")
+        .bind(run_key, me, host_name(), static_cast<int64_t>(getpid()), unix_now())
+        .run();
+  });
+  return holder;
+}
+
+bool Store::heartbeat_lease(const std::string& run_key) {
+  const std::string me = impl_->owner();
+  bool held = false;
+  write([&] {
+    impl_->prepare("UPDATE leases SET heartbeat_at = ? WHERE run_key = ? AND owner = ?")
+        .bind(unix_now(), run_key, me)
+        .run();
+    held = sqlite3_changes(impl_->db.handle) > 0;
+  });
+  return held;
+}
+
+void Store::release_lease(const std::string& run_key) {
+  const std::string me = impl_->owner();
+  write([&] {
+    impl_->prepare("DELETE FROM leases WHERE run_key = ? AND owner = ?").bind(run_key, me).run();
+  });
+}
+
+std::optional<LeaseHolder> Store::lease_of(const std::string& run_key) {
+  if (!impl_->has_leases) return std::nullopt;  // a version-1 file opened read-only
+  Statement s = impl_->prepare(kLeaseSelectSql);
+  s.bind(run_key);
+  if (!s.step()) return std::nullopt;
+  return read_lease(s, kLeaseStaleSeconds);
 }
 
 // --- raw queries --------------------------------------------------------------------------------

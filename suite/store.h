@@ -19,6 +19,9 @@ namespace moebench {
 enum class RunStatus { kRunning, kDone, kDiverged, kFailed, kInterrupted };
 std::string to_string(RunStatus status);              // "running", "done", ...
 RunStatus parse_run_status(const std::string& text);  // throws std::invalid_argument
+// The one "done" rule: a finished run is never trained again (done, or diverged: a rerun would
+// diverge the same way); running, interrupted and failed runs resume from their checkpoint.
+bool is_finished(RunStatus status);
 
 struct RunRow {
   std::string run_key;
@@ -88,6 +91,13 @@ struct KernelBenchRow {
   std::string created_at;  // "" = now
 };
 
+// Which evals rows of a run to read; "" matches any task or metric.
+struct EvalFilter {
+  std::string task;
+  std::string metric;
+  bool trained_theta_only = false;  // only rows at the trained threshold, not the θ sweep
+};
+
 struct RunFilter {  // empty = any
   std::string method;
   std::string size;
@@ -103,21 +113,46 @@ struct QueryResult {
   std::vector<std::vector<Value>> rows;
 };
 
+// Who holds a run's lease (Store::acquire_lease, Store::lease_of).
+struct LeaseHolder {
+  std::string owner;  // Store::process_owner() of the holder: "host:pid:token"
+  std::string host;
+  int64_t pid = 0;
+  double heartbeat_age_s = 0;  // seconds since its last heartbeat (NaN: none recorded)
+  bool alive = false;          // not stale: see Store::acquire_lease
+};
+
 // One connection to one database file. Not thread-safe: one Store per thread (any number of
 // Stores, threads and processes may share the file; the busy timeout serialises writers).
 // Every error is a std::runtime_error naming the database path and SQLite's message.
 class Store {
  public:
-  static constexpr int kSchemaVersion = 1;  // PRAGMA user_version
+  // PRAGMA user_version. 2 added the leases table; a version-1 file is upgraded in place when
+  // opened for writing (read-only opens leave it as it is).
+  static constexpr int kSchemaVersion = 2;
   static constexpr int kBusyTimeoutMs = 10000;
+  // A lease whose heartbeat is older than this is stale (lease_of's `alive`): trainers
+  // heartbeat far more often, so two minutes of silence means a hung or vanished process.
+  static constexpr double kLeaseStaleSeconds = 120;
 
-  // Opens (creating the parent folder, the file and the schema as needed).
-  explicit Store(const std::string& path);
+  enum class Mode {
+    kReadWrite,  // creates the parent folder, the file and the schema as needed; upgrades it
+    // Never creates or writes anything, so reports work on read-only files and folders and a
+    // mistyped path or a stray empty file stays as it was. Throws when the file is missing
+    // ("no database at PATH"), is not a moebench database, or has a newer schema.
+    kReadOnly,
+  };
+
+  explicit Store(const std::string& path, Mode mode = Mode::kReadWrite);
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
   const std::string& path() const;
+  Mode mode() const;
+  // The file's schema version as opened: kSchemaVersion, or an older one in read-only mode
+  // (then tables added since, such as leases, may be missing: lease_of returns nullopt).
+  int schema_version() const;
 
   // All writes in its scope commit together or not at all: commit() ends it, and destruction
   // without commit() (an exception, an early return) rolls back. Nests (inner ones are
@@ -160,14 +195,20 @@ class Store {
   void finish_run(const std::string& run_key, RunStatus status, int64_t step, double wall_s,
                   int64_t tokens = -1);
   void set_notes(const std::string& run_key, const std::string& notes);
-  // Deletes the run and all its rows (steps, layer stats, evals).
+  // Deletes the run and all its rows (steps, layer stats, evals) and its lease.
   void delete_run(const std::string& run_key);
 
   std::optional<RunRow> find_run(const std::string& run_key);
   std::vector<RunRow> runs(const RunFilter& filter = {});             // by created_at, run_key
   std::vector<StepRow> steps(const std::string& run_key);             // by step
   std::vector<LayerStatRow> layer_stats(const std::string& run_key);  // by step, layer, expert
-  std::vector<EvalRow> evals(const std::string& run_key);  // by step, task, metric, theta
+  // By step, task, metric, theta.
+  std::vector<EvalRow> evals(const std::string& run_key, const EvalFilter& filter = {});
+  // The last row evals(run_key, filter) would return (its latest step); nullopt when none.
+  std::optional<EvalRow> last_eval(const std::string& run_key, const EvalFilter& filter);
+  // The layer summaries (expert = -1) of the run's last step that has any, by layer and metric:
+  // the balance figures a finished run ends with.
+  std::vector<LayerStatRow> last_layer_summaries(const std::string& run_key);
 
   void insert_kernel_bench(const std::vector<KernelBenchRow>& rows);
   std::vector<KernelBenchRow> kernel_bench(const std::string& name = "");  // "" = all
@@ -176,7 +217,33 @@ class Store {
   void record_env(const std::map<std::string, std::string>& values);
   std::map<std::string, std::string> env();  // latest value of each key
 
-  // One read-only SQL statement with ?-parameters, for the table and report commands.
+  // --- leases: one process trains a run at a time ---
+  // A lease row names the process that trains a run. The trainer takes it before begin_run,
+  // heartbeats it while training and releases it at the end; a crashed trainer leaves a row
+  // that goes stale, so the next trainer can take over without a manual unlock.
+
+  // This process's identity: "host:pid:token" with a random token, so a new process that
+  // happens to get a dead holder's pid is still a different owner. Regenerated after fork().
+  static std::string process_owner();
+  // Tests only: act as another owner (same host and pid), as a second process would.
+  void set_owner_for_testing(const std::string& owner);
+
+  // Takes the run's lease, in one write transaction, when nobody holds it, when this owner
+  // already holds it (then it only heartbeats), or when the holder is stale: it runs on this
+  // host and its pid is gone, or its heartbeat is older than stale_after_s (the only test
+  // possible for another host's process). Returns nullopt when this owner holds the lease
+  // now, else the live holder, for the caller to name.
+  std::optional<LeaseHolder> acquire_lease(const std::string& run_key, double stale_after_s);
+  // Refreshes the heartbeat if this owner holds the lease; false when it does not (never
+  // taken, released, or taken over after going stale), so the caller can stop training.
+  bool heartbeat_lease(const std::string& run_key);
+  // Deletes the lease if this owner holds it (another owner's lease is left alone).
+  void release_lease(const std::string& run_key);
+  // The run's lease, if any; alive by the acquire_lease rule with kLeaseStaleSeconds.
+  std::optional<LeaseHolder> lease_of(const std::string& run_key);
+
+  // One read-only SQL statement with ?-parameters, for ad-hoc questions the typed reads above
+  // do not answer.
   QueryResult query(const std::string& sql, const std::vector<Value>& params = {});
 
  private:

@@ -4,9 +4,11 @@
 
 #include <filesystem>
 #include <functional>
+#include <stdexcept>
 #include <string>
 
 #include "suite/config.h"
+#include "suite/store.h"
 
 namespace moebench {
 
@@ -23,15 +25,21 @@ struct TrainOptions {
 
 struct TrainResult {
   std::string run_key;
-  std::string status;  // done | diverged | interrupted | failed
+  RunStatus status = RunStatus::kRunning;
   int64_t steps = 0;
   double final_val_loss = 0;
   double wall_s = 0;
   double tokens_per_s = 0;
-  bool skipped = false;  // the run was already done in the store
+  bool skipped = false;  // the run was already finished in the store (is_finished)
 };
 
-// Trains (or resumes, or skips when already done) one run. Errors in the inputs throw before
+// Another live process holds the run's lease: it is being trained elsewhere.
+class RunBusy : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Trains (or resumes, or skips when already finished) one run. Errors in the inputs throw before
 // any row is written; failures during training mark the run 'failed' and rethrow.
 TrainResult train(const TrainOptions& opts);
 

@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "baselines/aoe.h"
+#include "baselines/registry.h"
 #include "baselines/topk.h"
 #include "models/tests/grad_check.h"
 
@@ -43,7 +44,7 @@ TEST(Aoe, PicksTheKLargestNormsAndSoftmaxesOverThemOnly) {
   // token 0: norms [1, 4, 2, 1.5] -> experts {1, 2}, weights softmax(4, 2)
   // token 1: norms [5, 1, 0.5, 3] -> experts {0, 3}, weights softmax(5, 3)
   const auto x = torch::tensor({1.0f, 4.f, -2.f, 3.f, -5.f, 1.f, 0.5f, 6.f}).view({2, H});
-  const auto out = policy.route(x);
+  const auto out = models::decide(policy, x);
 
   auto expect_w = torch::zeros({2, E});
   const double a = 1.0 / (1.0 + std::exp(-2.0));  // softmax(4, 2)[0] = softmax(5, 3)[0]
@@ -77,16 +78,16 @@ TEST(Aoe, WideIntermediateMatchesTopKParameters) {
 
 TEST(Aoe, ControllerOnlyForThePaperVariant) {
   auto o = aoe_options(4, 8, 2, 2);
-  EXPECT_EQ(models::make_controller(o, 2), nullptr);  // rf_paper: no aux loss
-  o.aoe_variant = "aoe_paper";
-  o.aux_coef = 0.01;
-  auto ctl = models::make_controller(o, 2);
+  EXPECT_EQ(baselines::make_controller(o, 2), nullptr);  // rf_paper: no aux loss
+  o.params.set("aoe_variant", "aoe_paper");
+  o.params.set("aux_coef", 0.01);
+  auto ctl = baselines::make_controller(o, 2);
   ASSERT_NE(ctl, nullptr);
   // Two layers, two tokens each; loss = α·E·Σ f_e P_e over all 4 rows pooled.
   torch::manual_seed(1);
   AoePolicyImpl p(6, o, 0.5);
   const auto x1 = torch::randn({2, 6}), x2 = torch::randn({2, 6});
-  const auto l1 = p.route(x1), l2 = p.route(x2);
+  const auto l1 = models::decide(p, x1), l2 = models::decide(p, x2);
   const auto P = torch::cat({l1.scores_NE, l2.scores_NE}).detach();
   const auto F = torch::cat({l1.active_NE, l2.active_NE}).to(torch::kFloat);
   double expect = 0;
@@ -96,8 +97,8 @@ TEST(Aoe, ControllerOnlyForThePaperVariant) {
   expect *= 0.01 * 4;
   EXPECT_NEAR(ctl->loss({l1, l2}, {}, true).item<double>(), expect, 1e-7);
   EXPECT_DOUBLE_EQ(ctl->metrics().at("density"), 0.5);  // K / E
-  o.aoe_variant = "bogus";
-  EXPECT_THROW(models::make_controller(o, 2), std::invalid_argument);
+  o.params.set("aoe_variant", "bogus");
+  EXPECT_THROW(baselines::make_controller(o, 2), std::invalid_argument);
 }
 
 // Slow reference: one token at a time; norms of every expert, sort, softmax over the K best.
@@ -141,7 +142,7 @@ TEST_P(AoeVsLoop, OutputAndEveryGradientMatch) {
   const auto c = GetParam();
   torch::manual_seed(c.N * 17 + c.H);
   const auto opts = aoe_options(c.E, c.I, c.r, c.K);
-  models::MoeLayer layer(c.H, opts, models::make_policy(c.H, opts, 0.3), 0.3);
+  models::MoeLayer layer(c.H, opts, baselines::make_policy(c.H, opts, 0.3), 0.3);
   auto* aoe = dynamic_cast<AoePolicyImpl*>(layer->policy.get());
   ASSERT_NE(aoe, nullptr);
   const auto x = torch::randn({c.N, c.H}).requires_grad_(true);
@@ -178,7 +179,7 @@ TEST(Aoe, DoublePrecisionFiniteDifferences) {
   torch::manual_seed(7);
   const int64_t N = 5, H = 6, E = 4, I = 4, r = 2, K = 2;
   const auto opts = aoe_options(E, I, r, K);
-  models::MoeLayer layer(H, opts, models::make_policy(H, opts, 0.6), 0.5);
+  models::MoeLayer layer(H, opts, baselines::make_policy(H, opts, 0.6), 0.5);
   layer->to(torch::kDouble);
   auto* aoe = dynamic_cast<AoePolicyImpl*>(layer->policy.get());
   const auto x = torch::randn({N, H}, torch::kDouble).requires_grad_(true);

@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "baselines/registry.h"
 #include "baselines/remoe.h"
 #include "models/tests/grad_check.h"
 
@@ -65,8 +66,8 @@ TEST(ReMoEController, NextLambdaMultipliesBelowTargetDividesAtOrAbove) {
 TEST(ReMoEController, OriginalUpdatesOncePerOptimizerStepOnAveragedSparsity) {
   auto o = remoe_options(4, 2);
   o.top_k = 1;  // target sparsity 1 − 1/4 = 0.75
-  o.remoe_lambda0 = 0.5;
-  o.remoe_alpha = 2.0;
+  o.params.set("remoe_lambda0", 0.5);
+  o.params.set("remoe_alpha", 2.0);
   ReMoEBalance bal(o);
   EXPECT_FALSE(bal.rf_paper());
   EXPECT_FLOAT_EQ(bal.lambda(), 0.5f);
@@ -130,14 +131,14 @@ TEST(ReMoEController, LoadWeightedL1ByHand) {
   // Summed over layers in the controller.
   auto o = remoe_options(3, 2);
   o.top_k = 1;
-  o.remoe_lambda0 = 0.5;
+  o.params.set("remoe_lambda0", 0.5);
   ReMoEBalance bal(o);
   EXPECT_NEAR(bal.loss({with_R(R), with_R(R)}, {}, false).item<double>(), 0.5 * 16.5, 1e-6);
 }
 
 TEST(ReMoEController, RfPaperVariantHandCase) {
   auto o = remoe_options(4, 2);
-  o.remoe_variant = "rf_paper";  // λ₀ = .01, η = .1, ρ* = .25
+  o.params.set("remoe_variant", "rf_paper");  // λ₀ = .01, η = .1, ρ* = .25
   ReMoEBalance bal(o);
   EXPECT_TRUE(bal.rf_paper());
   EXPECT_FLOAT_EQ(bal.lambda(), 0.01f);
@@ -167,7 +168,7 @@ TEST(ReMoE, TokensWithNoActiveExpertGetZero) {
   const int64_t H = 4, E = 3, I = 5;
   auto o = remoe_options(E, I);
   torch::manual_seed(4);
-  MoeLayer layer(H, o, models::make_policy(H, o, 0.5), 0.5);
+  MoeLayer layer(H, o, baselines::make_policy(H, o, 0.5), 0.5);
   {
     torch::NoGradGuard g;
     policy_of(layer).router_EH.copy_(torch::tensor({1.f, 0.f, 0.f, 0.f,   //
@@ -201,7 +202,7 @@ TEST_P(ReMoEVsLoop, OutputAndEveryGradientMatch) {
   const auto c = GetParam();
   torch::manual_seed(c.N * 13 + c.H);
   auto o = remoe_options(c.E, c.I);
-  MoeLayer layer(c.H, o, models::make_policy(c.H, o, 1.0 / std::sqrt(double(c.H))), 0.3);
+  MoeLayer layer(c.H, o, baselines::make_policy(c.H, o, 1.0 / std::sqrt(double(c.H))), 0.3);
   auto& re = policy_of(layer);
   const auto x = torch::randn({c.N, c.H}).requires_grad_(true);
   const auto grad_y = torch::randn({c.N, c.H});
@@ -240,7 +241,7 @@ TEST(ReMoE, DoublePrecisionFiniteDifferences) {
   const int64_t N = 6, H = 6, E = 3, I = 4;
   auto o = remoe_options(E, I);
   o.top_k = 1;
-  MoeLayer layer(H, o, models::make_policy(H, o, 0.6), 0.5);
+  MoeLayer layer(H, o, baselines::make_policy(H, o, 0.6), 0.5);
   layer->to(torch::kDouble);
   auto& re = policy_of(layer);
   const auto x = torch::randn({N, H}, torch::kDouble);
@@ -263,8 +264,8 @@ TEST(ReMoE, DoublePrecisionFiniteDifferences) {
 
 TEST(ReMoE, FactoryBuildsPolicyAndController) {
   auto o = remoe_options(4, 8);
-  EXPECT_NE(dynamic_cast<ReMoEPolicyImpl*>(models::make_policy(16, o, 0.02).get()), nullptr);
-  auto ctl = models::make_controller(o, 2);
+  EXPECT_NE(dynamic_cast<ReMoEPolicyImpl*>(baselines::make_policy(16, o, 0.02).get()), nullptr);
+  auto ctl = baselines::make_controller(o, 2);
   EXPECT_NE(dynamic_cast<ReMoEBalance*>(ctl.get()), nullptr);
 }
 

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <numeric>
 
+#include "baselines/registry.h"
 #include "baselines/self_routing.h"
 #include "models/tests/grad_check.h"
 
@@ -19,7 +20,7 @@ models::MoeOptions sr_options(int64_t E, int64_t I, int64_t k, const std::string
   o.experts = E;
   o.intermediate = I;
   o.top_k = k;
-  o.self_routing_subspace = subspace;
+  o.params.set("self_routing_subspace", subspace);
   return o;
 }
 
@@ -30,14 +31,14 @@ torch::Tensor dense_gates(const kernels::Routing& r) {
 
 TEST(SelfRouting, HasNoRouterParametersAndNoController) {
   const auto o = sr_options(4, 8, 2, "last");
-  auto policy = models::make_policy(16, o, 0.02);
+  auto policy = baselines::make_policy(16, o, 0.02);
   EXPECT_EQ(policy->parameters().size(), 0u);
   models::MoeLayer layer(16, o, policy, 0.02);
   int64_t n = 0;
   for (const auto& p : layer->parameters()) n += p.numel();
   EXPECT_EQ(n, 3 * 4 * 8 * 16);                    // G, U, D only
   EXPECT_EQ(layer->weights.gate_EIK.size(2), 16);  // full-rank gate: gate_in = x
-  EXPECT_EQ(models::make_controller(o, 2), nullptr);
+  EXPECT_EQ(baselines::make_controller(o, 2), nullptr);
 }
 
 TEST(SelfRouting, CoordinatesOfEachSubspace) {
@@ -66,7 +67,7 @@ TEST(SelfRouting, PicksTheDesignatedCoordinates) {
   for (const auto& c :
        {Case{"first", 0, 2, 4.0}, Case{"last", 2, 1, 1.0}, Case{"strided", 0, 3, 1.0}}) {
     SelfRoutingPolicyImpl policy(8, sr_options(4, 4, 2, c.subspace));
-    const auto out = policy.route(x);
+    const auto out = models::decide(policy, x);
     auto expect = torch::zeros({1, 4});
     expect[0][c.hi] = sig(c.gap);
     expect[0][c.lo] = 1 - sig(c.gap);
@@ -81,7 +82,7 @@ TEST(SelfRouting, PicksTheDesignatedCoordinates) {
 TEST(SelfRouting, WeightsSumToOne) {
   torch::manual_seed(2);
   SelfRoutingPolicyImpl policy(32, sr_options(8, 4, 3, "strided"));
-  const auto out = policy.route(torch::randn({50, 32}));
+  const auto out = models::decide(policy, torch::randn({50, 32}));
   const auto sums = dense_gates(out.routing).sum(1);
   EXPECT_TRUE(torch::allclose(sums, torch::ones_like(sums), 1e-6, 1e-6));
   EXPECT_EQ(out.routing.num_pairs(), 50 * 3);
@@ -120,7 +121,7 @@ TEST_P(SelfRoutingVsLoop, OutputAndEveryGradientMatch) {
   torch::manual_seed(11);
   const int64_t N = 17, H = 20, E = 6, I = 10, K = 2;
   const auto opts = sr_options(E, I, K, subspace);
-  models::MoeLayer layer(H, opts, models::make_policy(H, opts, 0.02), 0.3);
+  models::MoeLayer layer(H, opts, baselines::make_policy(H, opts, 0.02), 0.3);
   const auto x = torch::randn({N, H}).requires_grad_(true);
   const auto grad_y = torch::randn({N, H});
   const auto y = layer->forward(x, nullptr);
@@ -151,7 +152,7 @@ TEST(SelfRouting, GradientReachesXThroughTheLogits) {
   const int64_t H = 12, E = 4;
   SelfRoutingPolicyImpl policy(H, sr_options(E, 4, 2, "strided"));  // S = {0, 3, 6, 9}
   const auto x = torch::randn({3, H}, torch::kDouble).requires_grad_(true);
-  const auto out = policy.route(x);
+  const auto out = models::decide(policy, x);
   const auto c = torch::arange(1, out.routing.num_pairs() + 1, torch::kDouble);
   (out.routing.gate * c).sum().backward();
   const auto g = x.grad().abs().sum(0);
@@ -168,7 +169,7 @@ TEST(SelfRouting, DoublePrecisionFiniteDifferences) {
   torch::manual_seed(6);
   const int64_t N = 4, H = 8, E = 4, I = 3, K = 2;
   const auto opts = sr_options(E, I, K, "last");
-  models::MoeLayer layer(H, opts, models::make_policy(H, opts, 0.02), 0.5);
+  models::MoeLayer layer(H, opts, baselines::make_policy(H, opts, 0.02), 0.5);
   layer->to(torch::kDouble);
   const auto x = torch::randn({N, H}, torch::kDouble).requires_grad_(true);
   {

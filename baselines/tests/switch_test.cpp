@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "baselines/registry.h"
 #include "baselines/switch.h"
 #include "models/tests/grad_check.h"
 #include "models/transformer.h"
@@ -70,8 +71,8 @@ TEST(SwitchCapacity, LayerDropsOverflowAndUsesTrainOrEvalFactor) {
   // Router = identity, so x is the logit vector: token n picks the expert where x[n] is 4.
   const int64_t E = 4, I = 3, N = 8;
   auto o = switch_options(E, I);
-  o.capacity_factor_train = 1.0;  // C = 2
-  o.capacity_factor_eval = 2.0;   // C = 4
+  o.params.set("capacity_factor_train", 1.0);  // C = 2
+  o.params.set("capacity_factor_eval", 2.0);   // C = 4
   torch::manual_seed(1);
   MoeLayer layer(E, o, std::make_shared<SwitchPolicyImpl>(E, o, 0.1), 0.5);
   {
@@ -101,14 +102,14 @@ TEST(SwitchCapacity, LayerDropsOverflowAndUsesTrainOrEvalFactor) {
 TEST(SwitchRouting, WeightIsTheRawProbability) {
   const int64_t E = 3;
   auto o = switch_options(E, 2);
-  o.capacity_factor_train = 10.0;
+  o.params.set("capacity_factor_train", 10.0);
   SwitchPolicyImpl p(E, o, 0.1);
   {
     torch::NoGradGuard g;
     p.router_EH.copy_(torch::eye(E));
   }
   const auto x = torch::tensor({2.0f, 1.0f, 0.0f, -1.0f, 0.5f, 0.0f}).view({2, 3});
-  const auto r = p.route(x);
+  const auto r = models::decide(p, x);
   const auto probs = torch::softmax(x, -1);
   // Pairs come expert-then-token: token 0 -> expert 0, token 1 -> expert 1.
   EXPECT_TRUE(torch::equal(r.routing.token, torch::tensor({0, 1}, torch::kLong)));
@@ -123,9 +124,9 @@ TEST(SwitchAux, BalanceEqualsCoefficientAtUniformRouting) {
   // probability rows is uniform (P uniform): E·Σ (1/E)(1/E) = 1, so the aux is α.
   const int64_t E = 4;
   auto o = switch_options(E, 2);
-  o.aux_coef = 0.01;
-  o.z_loss_coef = 0.0;
-  o.capacity_factor_train = 10.0;
+  o.params.set("aux_coef", 0.01);
+  o.params.set("z_loss_coef", 0.0);
+  o.params.set("capacity_factor_train", 10.0);
   SwitchPolicyImpl p(E, o, 0.1);
   {
     torch::NoGradGuard g;
@@ -135,7 +136,7 @@ TEST(SwitchAux, BalanceEqualsCoefficientAtUniformRouting) {
   std::vector<torch::Tensor> rows;
   for (int64_t n = 0; n < E; ++n) rows.push_back(base.roll(n));
   const auto x = torch::stack(rows).to(torch::kFloat);
-  const auto r = p.route(x);
+  const auto r = models::decide(p, x);
   EXPECT_NEAR(r.layer_stats.at("balance").item<double>(), 1.0, 1e-6);
   EXPECT_NEAR(r.layer_aux.item<double>(), 0.01, 1e-8);
   // Top-1: Megatron's division by k is a division by 1.
@@ -158,14 +159,14 @@ TEST(SwitchAux, ZLossByHand) {
   EXPECT_NEAR(router_z_loss(logits).item<double>(), 2.5 * l2 * l2, 1e-12);
   // In the layer aux it enters as z_loss_coef · z.
   auto o = switch_options(2, 2);
-  o.aux_coef = 0.0;
-  o.z_loss_coef = 1e-3;
+  o.params.set("aux_coef", 0.0);
+  o.params.set("z_loss_coef", 1e-3);
   SwitchPolicyImpl p(2, o, 0.1);
   {
     torch::NoGradGuard g;
     p.router_EH.copy_(torch::eye(2));
   }
-  const auto r = p.route(logits.to(torch::kFloat));
+  const auto r = models::decide(p, logits.to(torch::kFloat));
   EXPECT_NEAR(r.layer_aux.item<double>(), 1e-3 * 2.5 * l2 * l2, 1e-9);
   EXPECT_NEAR(r.layer_stats.at("z_loss").item<double>(), 2.5 * l2 * l2, 1e-6);
 }
@@ -173,21 +174,21 @@ TEST(SwitchAux, ZLossByHand) {
 TEST(SwitchRouting, JitterOnlyInTraining) {
   const int64_t E = 3, H = 5;
   auto o = switch_options(E, 2);
-  o.jitter = 0.3;
+  o.params.set("jitter", 0.3);
   torch::manual_seed(2);
   SwitchPolicyImpl p(H, o, 0.5);
   const auto x = torch::randn({6, H});
   p.eval();
-  const auto a = p.route(x).scores_NE, b = p.route(x).scores_NE;
+  const auto a = models::decide(p, x).scores_NE, b = models::decide(p, x).scores_NE;
   EXPECT_TRUE(torch::equal(a, b));
   p.train();
-  const auto c = p.route(x).scores_NE;
+  const auto c = models::decide(p, x).scores_NE;
   EXPECT_GT((c - a).abs().max().item<double>(), 1e-4);
 }
 
 TEST(SwitchController, SumsLayersAndReportsDroppedRealTokens) {
   auto o = switch_options(2, 2);
-  LayerAuxSum ctl(o);
+  LayerAuxSum ctl;
   PolicyOutput a, b;
   a.layer_aux = torch::tensor(0.5);
   b.layer_aux = torch::tensor(0.25);
@@ -230,9 +231,9 @@ TEST(SwitchPadding, PaddingTakesNoCapacityAndNoAuxShare) {
     valid[n] = layout[n] >= 0;
   }
   auto o = switch_options(E, I);
-  o.capacity_factor_train = 1.0;
-  o.aux_coef = 0.01;
-  o.z_loss_coef = 1e-3;
+  o.params.set("capacity_factor_train", 1.0);
+  o.params.set("aux_coef", 0.01);
+  o.params.set("z_loss_coef", 1e-3);
   torch::manual_seed(3);
   MoeLayer layer(E, o, std::make_shared<SwitchPolicyImpl>(E, o, 0.1), 0.5);
   {
@@ -294,7 +295,8 @@ TEST(SwitchPadding, PaddingTakesNoCapacityAndNoAuxShare) {
     torch::NoGradGuard g;
     ref_policy.router_EH.copy_(torch::eye(E));
   }
-  EXPECT_TRUE(torch::equal(ref_policy.route_masked(x_pad, valid).active_NE, unmasked[0].active_NE));
+  EXPECT_TRUE(
+      torch::equal(models::decide(ref_policy, x_pad, valid).active_NE, unmasked[0].active_NE));
   // A mask of the wrong length is refused by the layer, naming the problem.
   try {
     layer->forward(x_pad, nullptr, valid.narrow(0, 0, 9));
@@ -311,7 +313,8 @@ TEST(SwitchPadding, TransformerHandsTheBatchMaskToThePolicy) {
   mo.vocab_size = 50, mo.hidden = 16, mo.layers = 2, mo.q_heads = 2, mo.kv_heads = 1;
   mo.head_dim = 8, mo.max_seq_len = 8;
   mo.moe = switch_options(4, 8);
-  mo.moe.capacity_factor_train = 100.0;
+  mo.moe.params.set("capacity_factor_train", 100.0);
+  mo.make_policy = switch_method().make_policy;
   torch::manual_seed(4);
   Transformer model(mo);
   const auto ids = torch::randint(0, 50, {2, 6}, torch::kLong);
@@ -335,8 +338,8 @@ TEST_P(SwitchVsLoop, OutputAndEveryGradientMatch) {
   const auto c = GetParam();
   torch::manual_seed(c.N * 17 + c.H);
   auto o = switch_options(c.E, c.I);
-  o.capacity_factor_train = 0.5;  // E·C < N: some expert must overflow (pigeonhole)
-  MoeLayer layer(c.H, o, models::make_policy(c.H, o, 1.0 / std::sqrt(double(c.H))), 0.3);
+  o.params.set("capacity_factor_train", 0.5);  // E·C < N: some expert must overflow (pigeonhole)
+  MoeLayer layer(c.H, o, baselines::make_policy(c.H, o, 1.0 / std::sqrt(double(c.H))), 0.3);
   auto& sw = policy_of(layer);
   const auto x = torch::randn({c.N, c.H}).requires_grad_(true);
   const auto grad_y = torch::randn({c.N, c.H});
@@ -374,8 +377,9 @@ TEST(Switch, DoublePrecisionFiniteDifferences) {
   torch::manual_seed(5);
   const int64_t N = 7, H = 6, E = 3, I = 4;
   auto o = switch_options(E, I);
-  o.capacity_factor_train = 1.0;  // C = 3 of 7 tokens: drops stay in the checked function
-  MoeLayer layer(H, o, models::make_policy(H, o, 0.6), 0.5);
+  o.params.set("capacity_factor_train",
+               1.0);  // C = 3 of 7 tokens: drops stay in the checked function
+  MoeLayer layer(H, o, baselines::make_policy(H, o, 0.6), 0.5);
   layer->to(torch::kDouble);
   auto& sw = policy_of(layer);
   const auto x = torch::randn({N, H}, torch::kDouble);
@@ -395,8 +399,8 @@ TEST(Switch, DoublePrecisionFiniteDifferences) {
 
 TEST(Switch, FactoryBuildsPolicyAndController) {
   auto o = switch_options(4, 8);
-  EXPECT_NE(dynamic_cast<SwitchPolicyImpl*>(models::make_policy(16, o, 0.02).get()), nullptr);
-  auto ctl = models::make_controller(o, 2);
+  EXPECT_NE(dynamic_cast<SwitchPolicyImpl*>(baselines::make_policy(16, o, 0.02).get()), nullptr);
+  auto ctl = baselines::make_controller(o, 2);
   EXPECT_NE(dynamic_cast<LayerAuxSum*>(ctl.get()), nullptr);
 }
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <numeric>
 
+#include "baselines/registry.h"
 #include "baselines/topk.h"
 #include "models/tests/grad_check.h"
 
@@ -49,7 +50,7 @@ TEST(TopK, WeightsSumToOneAndMatchTheLoop) {
   torch::manual_seed(11);
   const int64_t N = 9, H = 100, E = 6, I = 10, k = 3;  // H = 100 and k = 3: odd sizes
   const auto o = topk_options(E, I, k);
-  models::MoeLayer layer(H, o, models::make_policy(H, o, 0.3), 0.2);
+  models::MoeLayer layer(H, o, baselines::make_policy(H, o, 0.3), 0.2);
   auto* policy = dynamic_cast<TopKPolicyImpl*>(layer->policy.get());
   ASSERT_NE(policy, nullptr);
   const auto x = torch::randn({N, H}).requires_grad_(true);
@@ -83,7 +84,7 @@ TEST(TopK, DoublePrecisionFiniteDifferences) {
   torch::manual_seed(12);
   const int64_t N = 5, H = 6, E = 4, I = 3, k = 2;
   const auto o = topk_options(E, I, k);
-  models::MoeLayer layer(H, o, models::make_policy(H, o, 0.5), 0.5);
+  models::MoeLayer layer(H, o, baselines::make_policy(H, o, 0.5), 0.5);
   layer->to(torch::kDouble);
   const auto x = torch::randn({N, H}, torch::kDouble);
   const auto p = torch::softmax(torch::linear(x, layer->policy->named_parameters()["router"]), -1);
@@ -105,7 +106,7 @@ TEST(TopK, PooledAuxLossByHand) {
   a.active_NE = torch::tensor({1, 0, 1, 0}).view({2, 2}).to(torch::kBool);
   b.scores_NE = torch::tensor({.3f, .7f, .5f, .5f}).view({2, 2});
   b.active_NE = torch::tensor({0, 1, 1, 0}).view({2, 2}).to(torch::kBool);
-  PooledBalanceLoss loss(topk_options(2, 4, 1));
+  PooledBalanceLoss loss(topk_options(2, 4, 1), /*coef=*/0.01);
   EXPECT_NEAR(loss.loss({a, b}, {}, true).item<double>(), 0.01 * 1.05, 1e-7);
   // Padding rows (token 1) leave the pool: f = [1/2, 1/2], P = [.55, .45] -> 2·.5 = 1.0
   EXPECT_NEAR(loss.loss({a, b}, torch::tensor({1, 0}), true).item<double>(), 0.01 * 1.0, 1e-7);

@@ -19,8 +19,7 @@ uint64_t content_hash(const ShardReader& s, uint64_t d) {
 
 TEST(PreparedShards, HeldoutAndValidationNeverInTrain) {
   const auto dir = shard_dir(testing::data_dir(), "gpt2");
-  ASSERT_TRUE(std::filesystem::exists(dir / "train.bin"))
-      << "run `moebench data prepare --vocab gpt2` first (make test does)";
+  MOEBENCH_SKIP_WITHOUT_DATA(dir / "train.bin", "moebench data prepare --vocab gpt2");
   ShardReader train(dir / "train.bin"), val(dir / "val.bin"), held(dir / "heldout.bin");
   std::unordered_set<uint64_t> train_ids, train_content;
   for (uint64_t d = 0; d < train.num_docs(); ++d) {
@@ -40,8 +39,9 @@ TEST(PreparedShards, HeldoutAndValidationNeverInTrain) {
 }
 
 TEST(PreparedShards, ManifestAgreesWithShards) {
-  const auto m = read_manifest(testing::data_dir(), "gpt2");
   const auto dir = shard_dir(testing::data_dir(), "gpt2");
+  MOEBENCH_SKIP_WITHOUT_DATA(dir / "train.bin", "moebench data prepare --vocab gpt2");
+  const auto m = read_manifest(testing::data_dir(), "gpt2");
   for (const char* split : {"train", "val", "heldout"}) {
     ShardReader s(dir / (std::string(split) + ".bin"));
     int64_t docs = 0, tokens = 0;

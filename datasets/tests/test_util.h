@@ -1,5 +1,5 @@
 // Shared helpers for the datasets tests: where the fetched data lives, temp folders.
-// Tests needing the fetched GPT-2 files fail with the command to run when they are absent.
+// Tests needing fetched or prepared data skip, naming the command to run, when it is absent.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -17,6 +17,17 @@ inline std::filesystem::path data_dir() {
   if (const char* env = std::getenv("MOEBENCH_DATA"); env && *env) return env;
   return std::filesystem::path(MOEBENCH_SOURCE_DIR) / "data";
 }
+
+// Skips the calling test (GTEST_SKIP, so call it from the test body) when `needed`, a file that
+// fetched or prepared data provides, is missing, naming the command that makes it.
+#define MOEBENCH_SKIP_WITHOUT_DATA(needed, command)                                    \
+  do {                                                                                 \
+    const std::filesystem::path moebench_needed_ = (needed);                           \
+    if (!std::filesystem::exists(moebench_needed_)) {                                  \
+      GTEST_SKIP() << "needs " << moebench_needed_.string() << ": run `" << (command)  \
+                   << "` first (make test does; MOEBENCH_DATA picks the data folder)"; \
+    }                                                                                  \
+  } while (0)
 
 inline std::filesystem::path fixture(const std::string& name) {
   return std::filesystem::path(MOEBENCH_SOURCE_DIR) / "datasets" / "tests" / "fixtures" / name;

@@ -36,6 +36,10 @@ const BpeTokenizer& gpt2() {
   return tok;
 }
 
+// The GPT-2 vocabulary comes from `moebench data fetch`; without it the tests that use it skip.
+std::filesystem::path gpt2_encoder() { return vocab_dir(data_dir(), "gpt2") / "encoder.json"; }
+#define SKIP_WITHOUT_GPT2() MOEBENCH_SKIP_WITHOUT_DATA(gpt2_encoder(), "moebench data fetch")
+
 std::vector<int32_t> as_ids(const nlohmann::json& arr) {
   std::vector<int32_t> v;
   for (const auto& x : arr) v.push_back(x.get<int32_t>());
@@ -43,18 +47,21 @@ std::vector<int32_t> as_ids(const nlohmann::json& arr) {
 }
 
 TEST(Tokenizer, Gpt2VocabularyShape) {
+  SKIP_WITHOUT_GPT2();
   EXPECT_EQ(gpt2().vocab_size(), 50257);
   EXPECT_EQ(gpt2().eot_id(), 50256);
   EXPECT_EQ(gpt2().decode({50256}), "<|endoftext|>");
 }
 
 TEST(Tokenizer, HandCheckedIds) {
+  SKIP_WITHOUT_GPT2();
   // Well-known GPT-2 ids: "Hello" 15496, "," 11, " world" 995, "!" 0.
   EXPECT_EQ(gpt2().encode("Hello, world!"), (std::vector<int32_t>{15496, 11, 995, 0}));
   EXPECT_TRUE(gpt2().encode("").empty());
 }
 
 TEST(Tokenizer, MatchesTiktokenFixture) {
+  SKIP_WITHOUT_GPT2();
   const auto samples = read_json(fixture("tokenizer_samples.json"));
   const auto ref = read_json(fixture("tokenizer_gpt2_ids.json"));
   ASSERT_EQ(samples.size(), ref["ids"].size());
@@ -66,6 +73,7 @@ TEST(Tokenizer, MatchesTiktokenFixture) {
 }
 
 TEST(Tokenizer, DecodeInvertsEncode) {
+  SKIP_WITHOUT_GPT2();
   const auto samples = read_json(fixture("tokenizer_samples.json"));
   for (const auto& s : samples) {
     const std::string text = s.get<std::string>();
@@ -74,6 +82,7 @@ TEST(Tokenizer, DecodeInvertsEncode) {
 }
 
 TEST(Tokenizer, RejectsInvalidUtf8WithOffset) {
+  SKIP_WITHOUT_GPT2();
   const std::string bad = std::string("caf") + '\xe9' + " au lait";  // Latin-1, not UTF-8
   try {
     gpt2().encode(bad);
@@ -164,6 +173,7 @@ std::vector<std::string> random_samples(uint32_t seed, int n) {
 }
 
 TEST(Tokenizer, MatchesLiveTiktokenOnRandomText) {
+  SKIP_WITHOUT_GPT2();
   const auto node_modules =
       std::filesystem::path(MOEBENCH_SOURCE_DIR) / "build" / "node" / "node_modules";
   if (!std::filesystem::exists(node_modules / "tiktoken") ||

@@ -281,20 +281,31 @@ MaskScratch mask_scratch(void* workspace, size_t workspace_bytes, int64_t N, int
 
 // ---- grouped matmul --------------------------------------------------------------------------
 
-// One cuBLAS handle per thread and device (cuBLAS's advice); created on first use and kept for
-// the life of the process, so no GEMM pays for handle creation.
-cublasHandle_t cublas_handle(cudaStream_t stream) {
-  int device = 0;
-  check(cudaGetDevice(&device), "cudaGetDevice");
-  thread_local std::unordered_map<int, cublasHandle_t> handles;
-  auto it = handles.find(device);
-  if (it == handles.end()) {
-    cublasHandle_t h = nullptr;
-    check_cublas(cublasCreate(&h), "cublasCreate");
-    it = handles.emplace(device, h).first;
+// The handle for a grouped matmul: the caller's (LibTorch's, see expert_kernels.cuh) or one of
+// our own per thread and device (cuBLAS's advice), created on first use and kept for the life of
+// the process, so no GEMM pays for handle creation. Bound to `stream` and set to the default
+// math mode (no TF32: LibTorch sets TF32 on its handle when allow_tf32 is on).
+cublasHandle_t cublas_handle(cudaStream_t stream, cublasHandle_t given) {
+  cublasHandle_t h = given;
+  if (h == nullptr) {
+    int device = 0;
+    check(cudaGetDevice(&device), "cudaGetDevice");
+    thread_local std::unordered_map<int, cublasHandle_t> handles;
+    auto it = handles.find(device);
+    if (it == handles.end()) {
+      cublasHandle_t created = nullptr;
+      check_cublas(cublasCreate(&created), "cublasCreate");
+      it = handles.emplace(device, created).first;
+    }
+    h = it->second;
   }
-  check_cublas(cublasSetStream(it->second, stream), "cublasSetStream");
-  return it->second;
+  cudaStream_t bound = nullptr;
+  check_cublas(cublasGetStream(h, &bound), "cublasGetStream");
+  if (given == nullptr || bound != stream) {
+    check_cublas(cublasSetStream(h, stream), "cublasSetStream");
+  }
+  check_cublas(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
+  return h;
 }
 
 cudaDataType_t cublas_type(DType dtype) {
@@ -459,7 +470,8 @@ void routing_mask_compact(int64_t N, int64_t E, int64_t* token_A, int64_t* exper
 // Row-major to cuBLAS (column-major): a row-major [r, c] buffer is the column-major [c, r]
 // matrix, its transpose, with leading dimension c. Each mode below is written in that view.
 void grouped_mm_forward(const void* x_AK, const void* w_EOK, const int64_t* host_offsets, int64_t E,
-                        int64_t O, int64_t K, void* out_AO, DType dtype, cudaStream_t stream) {
+                        int64_t O, int64_t K, void* out_AO, DType dtype, cudaStream_t stream,
+                        cublasContext* blas) {
   if (O == 0 || K == 0) {
     if (O > 0) {  // an empty inner dimension makes every product 0
       check(cudaMemsetAsync(out_AO, 0, host_offsets[E] * O * element_bytes(dtype), stream),
@@ -467,7 +479,7 @@ void grouped_mm_forward(const void* x_AK, const void* w_EOK, const int64_t* host
     }
     return;
   }
-  cublasHandle_t h = cublas_handle(stream);
+  cublasHandle_t h = cublas_handle(stream, blas);
   const int o = to_int(O, "O"), k = to_int(K, "K");
   for (int64_t e = 0; e < E; ++e) {
     const int m = to_int(host_offsets[e + 1] - host_offsets[e], "expert segment");
@@ -481,7 +493,7 @@ void grouped_mm_forward(const void* x_AK, const void* w_EOK, const int64_t* host
 
 void grouped_mm_input_grad(const void* dout_AO, const void* w_EOK, const int64_t* host_offsets,
                            int64_t E, int64_t O, int64_t K, void* dx_AK, DType dtype,
-                           cudaStream_t stream) {
+                           cudaStream_t stream, cublasContext* blas) {
   if (O == 0 || K == 0) {
     if (K > 0) {
       check(cudaMemsetAsync(dx_AK, 0, host_offsets[E] * K * element_bytes(dtype), stream),
@@ -489,7 +501,7 @@ void grouped_mm_input_grad(const void* dout_AO, const void* w_EOK, const int64_t
     }
     return;
   }
-  cublasHandle_t h = cublas_handle(stream);
+  cublasHandle_t h = cublas_handle(stream, blas);
   const int o = to_int(O, "O"), k = to_int(K, "K");
   for (int64_t e = 0; e < E; ++e) {
     const int m = to_int(host_offsets[e + 1] - host_offsets[e], "expert segment");
@@ -503,11 +515,11 @@ void grouped_mm_input_grad(const void* dout_AO, const void* w_EOK, const int64_t
 
 void grouped_mm_weight_grad(const void* dout_AO, const void* x_AK, const int64_t* host_offsets,
                             int64_t E, int64_t O, int64_t K, void* dw_EOK, DType dtype,
-                            cudaStream_t stream) {
+                            cudaStream_t stream, cublasContext* blas) {
   if (E == 0 || O == 0 || K == 0) return;
   // Empty experts get exactly 0 without relying on how cuBLAS treats a zero inner dimension.
   check(cudaMemsetAsync(dw_EOK, 0, E * O * K * element_bytes(dtype), stream), "cudaMemsetAsync");
-  cublasHandle_t h = cublas_handle(stream);
+  cublasHandle_t h = cublas_handle(stream, blas);
   const int o = to_int(O, "O"), k = to_int(K, "K");
   for (int64_t e = 0; e < E; ++e) {
     const int m = to_int(host_offsets[e + 1] - host_offsets[e], "expert segment");

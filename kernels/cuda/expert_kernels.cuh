@@ -6,6 +6,9 @@
 // (float32 or bfloat16), while gates, dot products and every accumulation are float32. Every
 // function enqueues on `stream` and returns without waiting, except where it says "sync".
 // Every CUDA/cuBLAS failure is thrown as std::runtime_error naming the call and the error.
+// Streams: the caller passes the stream to use (kernels/expert_ops_cuda.cpp passes LibTorch's
+// current CUDA stream when LibTorch has CUDA, the legacy default stream otherwise); nothing
+// here picks a stream of its own.
 // Shape legend as in kernels/routing.h: N tokens, E experts, A pairs, H/I/K row widths.
 #pragma once
 
@@ -13,6 +16,9 @@
 
 #include <cstddef>
 #include <cstdint>
+
+// cublasHandle_t is `struct cublasContext*`: declared here so that g++ TUs need no cuBLAS header.
+struct cublasContext;
 
 namespace moebench::kernels::cuda {
 
@@ -89,13 +95,20 @@ void routing_mask_compact(int64_t N, int64_t E, int64_t* token_A, int64_t* exper
 //   forward:     out[a]  = W_e x[a]          x_AK -> out_AO
 //   input grad:  dx[a]   = W_e^T dout[a]     dout_AO -> dx_AK
 //   weight grad: dW_e    = sum_a dout[a] x[a]^T over e's pairs, 0 for an empty expert.
+// `blas`: the cuBLAS handle to use, for the current device (LibTorch's
+// at::cuda::getCurrentCUDABlasHandle(), so that one cuBLAS library and workspace serve both);
+// null: one handle of our own per thread and device. Either way the handle is bound to `stream`
+// (cublasSetStream, skipped when it already is, since it would reset the workspace LibTorch
+// attached) and its math mode set to CUBLAS_DEFAULT_MATH for our GEMMs (no TF32, whatever
+// torch.backends.cuda.matmul.allow_tf32 says).
 void grouped_mm_forward(const void* x_AK, const void* w_EOK, const int64_t* host_offsets, int64_t E,
-                        int64_t O, int64_t K, void* out_AO, DType dtype, cudaStream_t stream);
+                        int64_t O, int64_t K, void* out_AO, DType dtype, cudaStream_t stream,
+                        cublasContext* blas = nullptr);
 void grouped_mm_input_grad(const void* dout_AO, const void* w_EOK, const int64_t* host_offsets,
                            int64_t E, int64_t O, int64_t K, void* dx_AK, DType dtype,
-                           cudaStream_t stream);
+                           cudaStream_t stream, cublasContext* blas = nullptr);
 void grouped_mm_weight_grad(const void* dout_AO, const void* x_AK, const int64_t* host_offsets,
                             int64_t E, int64_t O, int64_t K, void* dw_EOK, DType dtype,
-                            cudaStream_t stream);
+                            cudaStream_t stream, cublasContext* blas = nullptr);
 
 }  // namespace moebench::kernels::cuda

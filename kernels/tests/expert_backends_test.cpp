@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "baselines/registry.h"
 #include "kernels/backends.h"
 #include "kernels/expert_ops.h"
 #include "kernels/expert_ops_cpu.h"
@@ -387,9 +388,9 @@ TEST(ExpertBackendDispatch, MoeLayerResolvesPerForward) {
   opts.intermediate = 16;
   const int64_t H = 12;
   torch::manual_seed(151);
-  models::MoeLayer fast(H, opts, models::make_policy(H, opts, 0.2), 0.2);
+  models::MoeLayer fast(H, opts, baselines::make_policy(H, opts, 0.2), 0.2);
   opts.backend = "reference";
-  models::MoeLayer ref(H, opts, models::make_policy(H, opts, 0.2), 0.2);
+  models::MoeLayer ref(H, opts, baselines::make_policy(H, opts, 0.2), 0.2);
   {
     torch::NoGradGuard ng;
     const auto fp = fast->parameters(), rp = ref->parameters();
@@ -406,7 +407,7 @@ TEST(ExpertBackendDispatch, MoeLayerResolvesPerForward) {
   fast->forward(x.to(torch::kDouble), nullptr);
   EXPECT_EQ(fast->last_backend_name(), "cpu");
   opts.backend = "bogus";
-  EXPECT_THROW(models::MoeLayer(H, opts, models::make_policy(H, opts, 0.2), 0.2),
+  EXPECT_THROW(models::MoeLayer(H, opts, baselines::make_policy(H, opts, 0.2), 0.2),
                std::invalid_argument);
 }
 

@@ -2,6 +2,8 @@
 // hand-derived formulas (Routing-Free, with and without the official code's unused gates).
 #include <gtest/gtest.h>
 
+#include "baselines/registry.h"
+#include "models/method.h"
 #include "models/transformer.h"
 
 namespace moebench::models {
@@ -13,6 +15,7 @@ ModelOptions paper_s(const std::string& method) {
   o.head_dim = 32, o.max_seq_len = 512;
   o.moe.method = method, o.moe.experts = 12, o.moe.intermediate = 128, o.moe.rank = 32;
   o.moe.top_k = 3;
+  o.make_policy = baselines::find_method(method).make_policy;
   return o;
 }
 

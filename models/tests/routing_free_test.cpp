@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "baselines/registry.h"
+#include "models/lambda_rule.h"
 #include "models/routing_free.h"
 #include "models/tests/grad_check.h"
 #include "models/transformer.h"
@@ -56,7 +58,7 @@ TEST_P(RoutingFreeVsLoop, OutputAndEveryGradientMatch) {
   // init_std chosen so that ‖Ax‖ straddles θ = 1: some pairs active, some not.
   const double init_std = 1.2 / std::sqrt(static_cast<double>(c.H * c.r));
   MoeLayer layer(c.H, rf_options(c.E, c.I, c.r),
-                 make_policy(c.H, rf_options(c.E, c.I, c.r), init_std), 0.3);
+                 baselines::make_policy(c.H, rf_options(c.E, c.I, c.r), init_std), 0.3);
   auto* rf = dynamic_cast<RoutingFreePolicyImpl*>(layer->policy.get());
   ASSERT_NE(rf, nullptr);
   {
@@ -104,7 +106,7 @@ TEST(RoutingFree, MaskCarriesNoGradientAndInactiveExpertsGetNone) {
   torch::manual_seed(3);
   const int64_t H = 16, E = 3, I = 8, r = 2;
   auto opts = rf_options(E, I, r);
-  MoeLayer layer(H, opts, make_policy(H, opts, 0.5), 0.3);
+  MoeLayer layer(H, opts, baselines::make_policy(H, opts, 0.5), 0.3);
   auto* rf = dynamic_cast<RoutingFreePolicyImpl*>(layer->policy.get());
   {
     torch::NoGradGuard g;
@@ -133,12 +135,12 @@ TEST(RoutingFree, DoublePrecisionFiniteDifferences) {
   torch::manual_seed(5);
   const int64_t N = 5, H = 6, E = 3, I = 4, r = 2;
   auto opts = rf_options(E, I, r);
-  MoeLayer layer(H, opts, make_policy(H, opts, 0.6), 0.5);
+  MoeLayer layer(H, opts, baselines::make_policy(H, opts, 0.6), 0.5);
   layer->to(torch::kDouble);  // set_data in place: the layer's tensor handles stay valid
   auto* rf = dynamic_cast<RoutingFreePolicyImpl*>(layer->policy.get());
   const auto x = torch::randn({N, H}, torch::kDouble);
   auto f = [&] { return layer->forward(x, nullptr).pow(2).sum(); };
-  const auto s = rf->route(x).scores_NE;
+  const auto s = decide(*rf, x).scores_NE;
   ASSERT_GT((s - 1.0).abs().min().item<double>(), 1e-3) << "a score sits on θ: reseed";
   ASSERT_GT(s.ge(1.0).sum().item<int64_t>(), 0);
   layer->zero_grad();
@@ -159,15 +161,15 @@ TEST(UnifiedBalanceTerms, HandComputed) {
 }
 
 TEST(UnifiedBalanceController, SignClampAndOldLambda) {
-  EXPECT_FLOAT_EQ(UnifiedBalance::next_lambda(0.5f, 0.25, 0.25, 0.02, false), 0.5f);  // sign(0)
-  EXPECT_FLOAT_EQ(UnifiedBalance::next_lambda(0.5f, 0.30, 0.25, 0.02, false), 0.5f * 1.02f);
-  EXPECT_FLOAT_EQ(UnifiedBalance::next_lambda(0.5f, 0.20, 0.25, 0.02, false), 0.5f / 1.02f);
-  EXPECT_FLOAT_EQ(UnifiedBalance::next_lambda(0.999f, 0.9, 0.25, 0.02, false), 1.0f);  // clamp
-  EXPECT_FLOAT_EQ(UnifiedBalance::next_lambda(1.0f, 0.9, 0.25, 0.02, false), 1.0f);
+  EXPECT_FLOAT_EQ(multiplicative_lambda_step(0.5f, 0.25, 0.25, 0.02, false), 0.5f);  // sign(0)
+  EXPECT_FLOAT_EQ(multiplicative_lambda_step(0.5f, 0.30, 0.25, 0.02, false), 0.5f * 1.02f);
+  EXPECT_FLOAT_EQ(multiplicative_lambda_step(0.5f, 0.20, 0.25, 0.02, false), 0.5f / 1.02f);
+  EXPECT_FLOAT_EQ(multiplicative_lambda_step(0.999f, 0.9, 0.25, 0.02, false), 1.0f);  // clamp
+  EXPECT_FLOAT_EQ(multiplicative_lambda_step(1.0f, 0.9, 0.25, 0.02, false), 1.0f);
 
   // The loss of a forward uses the λ from before that forward's update.
   MoeOptions o = rf_options(2, 4, 1);
-  o.lambda0 = 0.1;
+  o.params.set("lambda0", 0.1);
   UnifiedBalance bal(o, 1);
   PolicyOutput p;
   p.scores_NE = torch::tensor({2.0f, 0.5f, 3.0f, 1.5f}).view({2, 2});
@@ -190,11 +192,13 @@ TEST(RoutingFree, AlwaysActiveSingleExpertEqualsDenseSwiGlu) {
   o.vocab_size = 50, o.hidden = 32, o.layers = 2, o.q_heads = 4, o.kv_heads = 2, o.head_dim = 8;
   o.max_seq_len = 16, o.attn_dropout = 0.0;
   o.moe = rf_options(/*E=*/1, /*I=*/24, /*r=*/6);
-  o.moe.gamma_init = 0.0;  // s = 0·‖z‖ − (−1) = 1 ≥ θ = 1: always active, weight exactly 1
-  o.moe.bias_init = -1.0;
+  o.moe.params.set("gamma_init",
+                   0.0);  // s = 0·‖z‖ − (−1) = 1 ≥ θ = 1: always active, weight exactly 1
+  o.moe.params.set("bias_init", -1.0);
+  o.make_policy = routing_free_method().make_policy;
   Transformer moe(o);
   ModelOptions od = o;
-  od.moe.method = "dense";
+  od.make_policy = nullptr;  // the dense FFN
   od.dense_intermediate = 24;
   Transformer dense(od);
   {

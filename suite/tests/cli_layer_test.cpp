@@ -359,8 +359,10 @@ TEST_F(LayerCommand, NonFloat32IsRefused) {
 TEST_F(LayerCommand, BadSetKeysAreRefused) {
   const auto in = to_file(random_weights(1));
   expect_refused(in, {"moe.frobnitz", "unknown key"}, "--set moe.frobnitz=1");
-  expect_refused(in, {"moe.norm=l3"}, "--set moe.norm=l3");
-  expect_refused(in, {"moe.theta=abc"}, "--set moe.theta=abc");
+  // The same parsing and messages as `moebench train --set`.
+  expect_refused(in, {"moe.norm", "\"l3\" is not one of l2, l1, linf"}, "--set moe.norm=l3");
+  expect_refused(in, {"moe.theta", "'abc' has the wrong type"}, "--set moe.theta=abc");
+  expect_refused(in, {"moe.top_k = 5", "moe.experts = 3"}, "--set moe.top_k=5");
   expect_refused(in, {"moe.experts", "tensor shapes"}, "--set moe.experts=4");
 }
 

@@ -58,8 +58,8 @@ TEST(ConfigTest, SMatchesMethodsTableAndRecipe) {
   EXPECT_EQ(effective_head_dim(c.model), 32);
   EXPECT_EQ(c.moe.experts, 12);
   EXPECT_EQ(c.moe.intermediate, 128);
-  EXPECT_EQ(effective_rank(c.moe), 32);
-  EXPECT_EQ(effective_top_k(c.moe), 3);
+  EXPECT_EQ(c.moe.effective_rank(), 32);
+  EXPECT_EQ(c.moe.effective_top_k(), 3);
   EXPECT_EQ(c.model.vocab, "gpt2");
   EXPECT_EQ(c.model.seq_len, 512);
   EXPECT_EQ(c.model.rope_theta, 1e4);
@@ -81,27 +81,27 @@ TEST(ConfigTest, SMatchesMethodsTableAndRecipe) {
   EXPECT_EQ(c.train.steps, 0);  // one epoch
   // Routing-Free defaults (METHODS.md §1)
   EXPECT_EQ(c.moe.method, "routing_free");
-  EXPECT_EQ(c.moe.theta, 1.0);
-  EXPECT_EQ(c.moe.norm, "l2");
-  EXPECT_EQ(c.moe.gamma_init, 1.0);
-  EXPECT_EQ(c.moe.bias_init, -1e-6);
-  EXPECT_EQ(c.moe.rho_target, 0.25);
-  EXPECT_EQ(c.moe.eta, 0.02);
-  EXPECT_EQ(c.moe.lambda0, 1e-10);
-  EXPECT_EQ(c.moe.eb_weight, 0.5);
-  EXPECT_EQ(c.moe.tb_weight, 0.5);
+  EXPECT_EQ(c.moe.params.get<double>("theta"), 1.0);
+  EXPECT_EQ(c.moe.params.get<std::string>("norm"), "l2");
+  EXPECT_EQ(c.moe.params.get<double>("gamma_init"), 1.0);
+  EXPECT_EQ(c.moe.params.get<double>("bias_init"), -1e-6);
+  EXPECT_EQ(c.moe.params.get<double>("rho_target"), 0.25);
+  EXPECT_EQ(c.moe.params.get<double>("eta"), 0.02);
+  EXPECT_EQ(c.moe.params.get<double>("lambda0"), 1e-10);
+  EXPECT_EQ(c.moe.params.get<double>("eb_weight"), 0.5);
+  EXPECT_EQ(c.moe.params.get<double>("tb_weight"), 0.5);
   EXPECT_TRUE(c.moe.mask_padding);
-  EXPECT_FALSE(c.moe.lambda_bf16);
+  EXPECT_FALSE(c.moe.params.get<bool>("lambda_bf16"));
   // Baselines (§2-§4)
-  EXPECT_EQ(c.moe.aux_coef, 0.01);
-  EXPECT_EQ(c.moe.capacity_factor_train, 1.25);
-  EXPECT_EQ(c.moe.capacity_factor_eval, 2.0);
-  EXPECT_EQ(c.moe.z_loss_coef, 1e-3);
-  EXPECT_EQ(c.moe.remoe_alpha, 1.2);
-  EXPECT_EQ(c.moe.remoe_lambda0, 1e-8);
+  EXPECT_EQ(c.moe.params.get<double>("aux_coef"), 0.01);
+  EXPECT_EQ(c.moe.params.get<double>("capacity_factor_train"), 1.25);
+  EXPECT_EQ(c.moe.params.get<double>("capacity_factor_eval"), 2.0);
+  EXPECT_EQ(c.moe.params.get<double>("z_loss_coef"), 1e-3);
+  EXPECT_EQ(c.moe.params.get<double>("remoe_alpha"), 1.2);
+  EXPECT_EQ(c.moe.params.get<double>("remoe_lambda0"), 1e-8);
   // ReMoE's RF-paper variant (§4): λ₀ = 0.01, η = 0.1.
-  EXPECT_EQ(c.moe.remoe_rf_lambda0, 0.01);
-  EXPECT_EQ(c.moe.remoe_rf_eta, 0.1);
+  EXPECT_EQ(c.moe.params.get<double>("remoe_rf_lambda0"), 0.01);
+  EXPECT_EQ(c.moe.params.get<double>("remoe_rf_eta"), 0.1);
 }
 
 TEST(ConfigTest, MAndLMatchMethodsTable) {
@@ -113,8 +113,8 @@ TEST(ConfigTest, MAndLMatchMethodsTable) {
   EXPECT_EQ(effective_head_dim(m.model), 32);
   EXPECT_EQ(m.moe.experts, 16);
   EXPECT_EQ(m.moe.intermediate, 192);
-  EXPECT_EQ(effective_rank(m.moe), 48);
-  EXPECT_EQ(effective_top_k(m.moe), 4);
+  EXPECT_EQ(m.moe.effective_rank(), 48);
+  EXPECT_EQ(m.moe.effective_top_k(), 4);
   EXPECT_EQ(m.optim.lr, 1e-3);
 
   const RunConfig l = named_config("L");
@@ -125,8 +125,8 @@ TEST(ConfigTest, MAndLMatchMethodsTable) {
   EXPECT_EQ(effective_head_dim(l.model), 32);
   EXPECT_EQ(l.moe.experts, 24);
   EXPECT_EQ(l.moe.intermediate, 256);
-  EXPECT_EQ(effective_rank(l.moe), 64);
-  EXPECT_EQ(effective_top_k(l.moe), 6);
+  EXPECT_EQ(l.moe.effective_rank(), 64);
+  EXPECT_EQ(l.moe.effective_top_k(), 6);
   EXPECT_EQ(l.optim.lr, 8e-4);
 }
 
@@ -138,8 +138,8 @@ TEST(ConfigTest, CpuConfigsAreSmallAndValid) {
   EXPECT_EQ(grad_accum(tiny.data), 2);
   const RunConfig micro = named_config("micro");
   EXPECT_EQ(micro.model.vocab, "bpe8k");
-  EXPECT_EQ(effective_top_k(micro.moe), 2);
-  EXPECT_EQ(effective_rank(micro.moe), 32);
+  EXPECT_EQ(micro.moe.effective_top_k(), 2);
+  EXPECT_EQ(micro.moe.effective_rank(), 32);
   EXPECT_EQ(grad_accum(micro.data), 1);
   for (const auto& name : named_config_names()) EXPECT_TRUE(is_named_config(name));
 }
@@ -151,14 +151,14 @@ TEST(ConfigTest, DerivedValuesFollowExplicitSettings) {
   c.model.head_dim = 0;
   c.data.batch_size = 64;
   c.data.micro_batch = 0;
-  EXPECT_EQ(effective_top_k(c.moe), 5);
-  EXPECT_EQ(effective_rank(c.moe), 7);
+  EXPECT_EQ(c.moe.effective_top_k(), 5);
+  EXPECT_EQ(c.moe.effective_rank(), 7);
   EXPECT_EQ(effective_head_dim(c.model), 32);
   EXPECT_EQ(effective_micro_batch(c.data), 64);
   EXPECT_EQ(grad_accum(c.data), 1);
   c.moe.experts = 2;  // E/4 rounds to 0: at least one expert per token
   c.moe.top_k = 0;
-  EXPECT_EQ(effective_top_k(c.moe), 1);
+  EXPECT_EQ(c.moe.effective_top_k(), 1);
 }
 
 TEST(ConfigTest, TomlFileThenOverrides) {
@@ -177,14 +177,14 @@ tasks = ["imdb"]
   const RunConfig c = load_config(
       file.string(), {"train.steps=100", "model.layers=2", "moe.method=switch",
                       "eval.theta_sweep=0.8,1.0", "eval.tasks=imdb, cloze", "moe.jitter = 0.01"});
-  EXPECT_EQ(c.model.hidden, 256);  // from micro
-  EXPECT_EQ(c.moe.theta, 0.8);     // from the file
+  EXPECT_EQ(c.model.hidden, 256);                     // from micro
+  EXPECT_EQ(c.moe.params.get<double>("theta"), 0.8);  // from the file
   EXPECT_EQ(c.optim.betas[1], 0.95);
   EXPECT_EQ(c.optim.lr, 1.0);
   EXPECT_EQ(c.train.steps, 100);  // overrides win over the file
   EXPECT_EQ(c.model.layers, 2);
   EXPECT_EQ(c.moe.method, "switch");
-  EXPECT_EQ(c.moe.jitter, 0.01);
+  EXPECT_EQ(c.moe.params.get<double>("jitter"), 0.01);
   EXPECT_EQ(c.eval.theta_sweep, (std::vector<double>{0.8, 1.0}));
   EXPECT_EQ(c.eval.tasks, (std::vector<std::string>{"imdb", "cloze"}));
 }
@@ -264,7 +264,17 @@ TEST(ConfigTest, RangeErrorNamesKey) {
   EXPECT_EQ(error_of([] { load_config("S", {"optim.lr=-0.001"}); }),
             "config: optim.lr = -0.001 is out of range (0, inf)");
   EXPECT_EQ(error_of([] { load_config("S", {"model.layers=0"}); }),
-            "config: model.layers = 0 is out of range [1, inf)");
+            "config: model.layers = 0 is out of range [1, 1024]");
+  // Sizes a typo makes (a stray digit, an exponent) fail in validation, naming the key, before
+  // anything is allocated.
+  EXPECT_EQ(error_of([] { load_config("S", {"model.hidden=2000000000"}); }),
+            "config: model.hidden = 2000000000 is out of range [1, 65536]");
+  EXPECT_EQ(error_of([] { load_config("S", {"moe.experts=100000000"}); }),
+            "config: moe.experts = 100000000 is out of range [1, 4096]");
+  EXPECT_NE(error_of([] {
+              load_config("S", {"model.hidden=65536", "model.head_dim=0"});
+            }).find("parameters, more than this suite allows"),
+            std::string::npos);
   EXPECT_EQ(error_of([] { load_config("S", {"optim.betas=[0.9, 1.5]"}); }),
             "config: optim.betas[1] = 1.5 is out of range [0, 1)");
   EXPECT_EQ(error_of([] { load_config("S", {"moe.theta=nan"}); }),
@@ -294,16 +304,18 @@ TEST(ConfigTest, ReMoERfPaperLambdaAndEtaAreKeys) {
       "remoe.toml",
       "[moe]\nmethod = \"remoe\"\nremoe_variant = \"rf_paper\"\nremoe_rf_lambda0 = 0.002\n");
   const RunConfig c = load_config(file.string(), {"moe.remoe_rf_eta=0.3"});
-  EXPECT_EQ(c.moe.remoe_rf_lambda0, 0.002);
-  EXPECT_EQ(c.moe.remoe_rf_eta, 0.3);
-  EXPECT_EQ(c.moe.remoe_lambda0, 1e-8);  // the original variant's λ₀ is a separate key
-  EXPECT_EQ(config_from_json(to_canonical_json(c)).moe.remoe_rf_eta, 0.3);
+  EXPECT_EQ(c.moe.params.get<double>("remoe_rf_lambda0"), 0.002);
+  EXPECT_EQ(c.moe.params.get<double>("remoe_rf_eta"), 0.3);
+  EXPECT_EQ(c.moe.params.get<double>("remoe_lambda0"),
+            1e-8);  // the original variant's λ₀ is a separate key
+  EXPECT_EQ(config_from_json(to_canonical_json(c)).moe.params.get<double>("remoe_rf_eta"), 0.3);
   // λ is capped at 1 by the controller, so λ₀ must lie in [0, 1]; η must not be negative.
   EXPECT_EQ(error_of([] { load_config("S", {"moe.remoe_rf_lambda0=1.5"}); }),
             "config: moe.remoe_rf_lambda0 = 1.5 is out of range [0, 1]");
   EXPECT_EQ(error_of([] { load_config("S", {"moe.remoe_rf_eta=-0.1"}); }),
             "config: moe.remoe_rf_eta = -0.1 is out of range [0, inf)");
-  EXPECT_EQ(load_config("S", {"moe.remoe_rf_lambda0=1"}).moe.remoe_rf_lambda0, 1.0);
+  EXPECT_EQ(load_config("S", {"moe.remoe_rf_lambda0=1"}).moe.params.get<double>("remoe_rf_lambda0"),
+            1.0);
 }
 
 TEST(ConfigTest, BadNamesFilesAndSyntaxAreReported) {
@@ -421,6 +433,25 @@ TEST(ConfigTest, RunKeyChangesWithEveryFieldAndSeed) {
       {"eval.theta_sweep", "0.8,1.2"},
       {"kernels.backend", "reference"},
   };
+  // How a run is executed, not what it is: stored on the row, never in the key.
+  const std::set<std::string> execution = {
+      "data.shard_dir", "train.eval_every", "train.checkpoint_every", "train.log_every",
+      "train.threads",  "train.device",     "kernels.backend"};
+  // The options of methods other than the base's (routing_free): not part of an RF run.
+  const std::set<std::string> not_rf = {"moe.aux_coef",
+                                        "moe.capacity_factor_train",
+                                        "moe.capacity_factor_eval",
+                                        "moe.z_loss_coef",
+                                        "moe.jitter",
+                                        "moe.switch_norm",
+                                        "moe.remoe_variant",
+                                        "moe.remoe_alpha",
+                                        "moe.remoe_lambda0",
+                                        "moe.remoe_rf_lambda0",
+                                        "moe.remoe_rf_eta",
+                                        "moe.aoe_variant",
+                                        "moe.self_routing_subspace",
+                                        "moe.dense_width"};
   const std::vector<std::string> base_overrides = {"model.head_dim=0"};
   const RunConfig base = load_config("S", base_overrides);
   std::set<std::string> keys = {run_key(base)};
@@ -431,6 +462,11 @@ TEST(ConfigTest, RunKeyChangesWithEveryFieldAndSeed) {
     overrides.push_back(key + "=" + it->second);
     const RunConfig changed = load_config("S", overrides);
     EXPECT_NE(to_canonical_json(changed), to_canonical_json(base)) << key;
+    if (execution.count(key) || not_rf.count(key)) {
+      EXPECT_EQ(run_key(changed), run_key(base)) << key << " must not change an RF run's key";
+      EXPECT_EQ(config_id(changed), config_id(base)) << key;
+      continue;
+    }
     EXPECT_TRUE(keys.insert(run_key(changed)).second) << key << " did not change the run key";
     if (key == "train.seed") {
       EXPECT_EQ(config_id(changed), config_id(base));  // the seeds of one configuration
@@ -439,6 +475,37 @@ TEST(ConfigTest, RunKeyChangesWithEveryFieldAndSeed) {
     }
   }
   EXPECT_EQ(changes.size(), config_keys().size());
+}
+
+// A method's key covers its own options and not the others': the same top-k run whatever RF's
+// θ says, a new top-k run when its aux_coef moves.
+TEST(ConfigTest, RunKeyCoversOnlyTheSelectedMethodsOptions) {
+  const RunConfig topk = load_config("tiny", {"moe.method=topk"});
+  EXPECT_EQ(run_key(load_config("tiny", {"moe.method=topk", "moe.theta=0.5"})), run_key(topk));
+  EXPECT_EQ(run_key(load_config("tiny", {"moe.method=topk", "moe.switch_norm=megatron"})),
+            run_key(topk));
+  EXPECT_NE(run_key(load_config("tiny", {"moe.method=topk", "moe.aux_coef=0.02"})), run_key(topk));
+  EXPECT_EQ(identity_json(topk).find("\"theta\""), std::string::npos) << identity_json(topk);
+  EXPECT_NE(identity_json(topk).find("\"aux_coef\""), std::string::npos);
+  for (const char* exec : {"\"threads\"", "\"log_every\"", "\"backend\"", "\"device\"",
+                           "\"checkpoint_every\"", "\"eval_every\"", "\"shard_dir\""}) {
+    EXPECT_EQ(identity_json(topk).find(exec), std::string::npos) << exec;
+  }
+}
+
+// Frozen keys: a change that moves any of these (a renamed field, a new field that enters the
+// key at its default, a changed default) orphans every stored run and checkpoint, so it must be
+// deliberate: update the values here and say why in the commit.
+TEST(ConfigTest, RunKeysOfTheNamedConfigsAreFrozen) {
+  const std::map<std::string, std::string> frozen = {
+      {"routing_free", "a6fdb2f16e96499d"}, {"topk", "1fa6c68ee193aded"},
+      {"switch", "98c4fe43848e64c3"},       {"remoe", "7d557edb22166fdd"},
+      {"aoe", "ab5e95499f1ba877"},          {"self_routing", "c07f41ae92c0bb36"},
+      {"dense", "a95e856f79cdc674"},
+  };
+  for (const auto& [method, key] : frozen) {
+    EXPECT_EQ(run_key(load_config("tiny", {"moe.method=" + method})), key) << method;
+  }
 }
 
 TEST(ConfigTest, RunKeyIsTheSameWhicheverWayTheConfigIsBuilt) {
@@ -457,7 +524,7 @@ theta_sweep = [0.9, 1.1]
   const RunConfig from_overrides = load_config(
       "micro", {"train.seed=7", "moe.method=remoe", "moe.theta=0.8", "eval.theta_sweep=0.9,1.1"});
   RunConfig by_hand = named_config("micro");
-  by_hand.moe.theta = 0.8;
+  by_hand.moe.params.set("theta", 0.8);
   by_hand.moe.method = "remoe";
   by_hand.train.seed = 7;
   by_hand.eval.theta_sweep = {0.9, 1.1};

@@ -12,8 +12,10 @@
 #include <string>
 #include <vector>
 
+#include "baselines/registry.h"
 #include "datasets/sampler.h"
 #include "datasets/shard.h"
+#include "models/method.h"
 #include "suite/evaluator.h"
 #include "suite/report.h"
 
@@ -263,6 +265,9 @@ models::Transformer tiny_model(const std::string& method, uint64_t seed) {
   o.moe.intermediate = 32;
   o.moe.rank = 16;
   o.moe.top_k = 2;
+  const auto& spec = baselines::find_method(method);
+  o.make_policy = spec.make_policy;
+  if (spec.ffn_width) o.dense_intermediate = spec.ffn_width(o.moe);
   auto m = models::Transformer(o);
   m->eval();
   return m;

@@ -438,6 +438,26 @@ TEST_F(ReportTest, GroupByConfigKeyAndSeed) {
   EXPECT_THROW(comparison_table(store, bad), ReportError);
 }
 
+// Only zero-shot tasks become columns: val has its own columns, routing rows are diagnostics, and
+// a task evaluated only at a swept θ has no trained figure.
+TEST_F(ReportTest, TaskColumnsLeaveOutValRoutingAndSweptRows) {
+  Store store(db_path());
+  add_run(store, "topk", "micro", 1, RunStatus::kDone, 3.0);
+  store.append_evals("topk-micro-1", {{"val", "acc", 0.7, 10, 0, 0, 0.5, std::nullopt, 100},
+                                      {"routing", "acc", 0.9, 10, 0, 0, 0.5, std::nullopt, 100},
+                                      {"imdb", "acc", 0.6, 10, 0, 0, 0.5, std::nullopt, 100},
+                                      {"cloze", "acc", 0.2, 10, 0, 0, 0.25, 0.8, 100}});
+  const Table table = comparison_table(store);
+  std::vector<std::string> task_columns;
+  for (const auto& c : table.columns) {
+    if (c.name.find("acc") != std::string::npos) task_columns.push_back(c.name);
+  }
+  EXPECT_EQ(task_columns, std::vector<std::string>{"imdb acc (chance 0.50)"});
+  const auto records = csv_records(render(table, Format::kCsv));
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(num(records[0], "imdb_acc_mean"), 0.6);
+}
+
 TEST_F(ReportTest, RunsListingHasOneLinePerRun) {
   Store store(db_path());
   fill_standard(store);

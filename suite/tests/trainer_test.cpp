@@ -7,6 +7,7 @@
 #include <random>
 #include <set>
 
+#include "datasets/tests/test_util.h"
 #include "suite/matrix.h"
 #include "suite/store.h"
 #include "suite/trainer.h"
@@ -22,6 +23,11 @@ std::filesystem::path scratch(const std::string& tag) {
   return dir;
 }
 
+// The Trainer tests run the tiny config on the real bpe8k shards; without them they skip.
+#define SKIP_WITHOUT_BPE8K()                                                               \
+  MOEBENCH_SKIP_WITHOUT_DATA(data::testing::data_dir() / "tokens" / "bpe8k" / "train.bin", \
+                             "moebench data prepare --vocab bpe8k")
+
 TrainOptions tiny(const std::filesystem::path& dir, std::vector<std::string> sets) {
   sets.push_back("train.log_every=1");
   TrainOptions o;
@@ -36,17 +42,18 @@ TrainOptions tiny(const std::filesystem::path& dir, std::vector<std::string> set
 }
 
 TEST(Trainer, ResumeReproducesTheUninterruptedRun) {
+  SKIP_WITHOUT_BPE8K();
   const std::vector<std::string> sets = {"train.steps=8", "train.checkpoint_every=4",
                                          "train.eval_every=0"};
   const auto a_dir = scratch("straight"), b_dir = scratch("resumed");
   const auto a = train(tiny(a_dir, sets));
-  ASSERT_EQ(a.status, "done");
+  ASSERT_EQ(a.status, RunStatus::kDone);
 
   auto first = tiny(b_dir, sets);
   first.stop_after_steps = 5;  // as Ctrl-C after step 5: checkpoint, status 'interrupted'
-  ASSERT_EQ(train(first).status, "interrupted");
+  ASSERT_EQ(train(first).status, RunStatus::kInterrupted);
   const auto b = train(tiny(b_dir, sets));
-  ASSERT_EQ(b.status, "done");
+  ASSERT_EQ(b.status, RunStatus::kDone);
   EXPECT_EQ(a.run_key, b.run_key);
 
   Store sa(a_dir / "db.sqlite"), sb(b_dir / "db.sqlite");
@@ -68,10 +75,11 @@ TEST(Trainer, ResumeReproducesTheUninterruptedRun) {
 }
 
 TEST(Trainer, DivergenceIsRecorded) {
+  SKIP_WITHOUT_BPE8K();
   const auto dir = scratch("diverge");
   // Any real loss exceeds 0.5 nats at step 1: the guard must end the run there.
   const auto r = train(tiny(dir, {"train.diverge_loss=0.5", "train.steps=5"}));
-  EXPECT_EQ(r.status, "diverged");
+  EXPECT_EQ(r.status, RunStatus::kDiverged);
   EXPECT_EQ(r.steps, 1);
   Store s(dir / "db.sqlite");
   const auto row = s.find_run(r.run_key);
@@ -79,6 +87,50 @@ TEST(Trainer, DivergenceIsRecorded) {
   EXPECT_EQ(row->status, RunStatus::kDiverged);
   EXPECT_EQ(row->status_step, 1);
   EXPECT_TRUE(s.evals(r.run_key).empty()) << "a diverged run has no final evaluation";
+}
+
+// The matrix and the trainer share one "finished" rule: for every stored status, the matrix skips
+// the run exactly when the trainer would (done and diverged; the rest resume). Needs no data:
+// a finished run is recognised before anything is loaded, and an unfinished one then fails on
+// the missing data folder instead of training.
+TEST(Trainer, MatrixAndTrainerAgreeOnFinishedRuns) {
+  const auto dir = scratch("agree");
+  std::ofstream(dir / "p.toml") << "sizes = [\"tiny\"]\nmethods = [\"topk\"]\nseeds = [1]\n";
+  const auto runs = load_plan(dir / "p.toml");
+  ASSERT_EQ(runs.size(), 1u);
+  for (RunStatus status : {RunStatus::kDone, RunStatus::kDiverged, RunStatus::kFailed,
+                           RunStatus::kInterrupted, RunStatus::kRunning}) {
+    const auto db = dir / (to_string(status) + ".sqlite");
+    bool matrix_skips = false;
+    {
+      Store store(db);
+      RunRow row;
+      row.run_key = runs[0].run_key;
+      row.config_json = to_canonical_json(runs[0].cfg);
+      row.method = "topk";
+      row.size = "tiny";
+      row.seed = 1;
+      store.begin_run(row);
+      if (status != RunStatus::kRunning) store.finish_run(row.run_key, status, 3, 1.0);
+      matrix_skips = finished_in_store(runs, store).at(0);
+    }
+    auto o = tiny(dir, {"moe.method=topk", "train.seed=1"});
+    o.db_path = db;
+    o.data_dir = dir / "no-data-here";
+    // --threads and other execution settings never change which run this is.
+    o.cfg.train.threads = 3;
+    o.cfg.train.log_every = 7;
+    o.cfg.kernels.backend = "reference";
+    bool trainer_skips = false;
+    try {
+      trainer_skips = train(o).skipped;
+    } catch (const std::exception&) {
+      trainer_skips = false;  // it went on to load the (missing) data: it would have trained
+    }
+    EXPECT_EQ(matrix_skips, trainer_skips) << to_string(status);
+    EXPECT_EQ(matrix_skips, status == RunStatus::kDone || status == RunStatus::kDiverged)
+        << to_string(status);
+  }
 }
 
 TEST(Trainer, BadConfigWritesNoRow) {
@@ -109,7 +161,8 @@ TEST(MatrixPlan, ExpandsMethodsSizesSeedsWithOverrides) {
     EXPECT_EQ(r.cfg.moe.method, r.method);
     EXPECT_EQ(r.cfg.train.seed, r.seed);
     EXPECT_EQ(r.cfg.train.steps, 4);
-    EXPECT_EQ(r.cfg.moe.dense_width, r.method == "dense" ? "iso_param" : "iso_active");
+    EXPECT_EQ(r.cfg.moe.params.get<std::string>("dense_width"),
+              r.method == "dense" ? "iso_param" : "iso_active");
     EXPECT_EQ(r.run_key, run_key(r.cfg));
   }
   EXPECT_EQ(keys.size(), 6u) << "run keys must differ across methods and seeds";

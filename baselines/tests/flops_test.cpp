@@ -5,7 +5,8 @@
 
 #include <cstdio>
 
-#include "models/flops.h"
+#include "baselines/registry.h"
+#include "models/method.h"
 
 namespace moebench::models {
 namespace {
@@ -16,6 +17,11 @@ struct Size {
 };
 constexpr Size kSizes[] = {
     {"S", 512, 12, 128, 32, 3}, {"M", 768, 16, 192, 48, 4}, {"L", 1024, 24, 256, 64, 6}};
+
+// The method's own FLOP formula (its MethodSpec::macs), the sum of router and experts.
+double moe_active_macs_per_token(const MoeOptions& o, int64_t hidden, double density) {
+  return baselines::find_method(o.method).macs(o, hidden, density).total();
+}
 
 MoeOptions opts(const Size& s, const char* method) {
   MoeOptions o;
@@ -34,7 +40,7 @@ TEST(Flops, HandValuesAtS) {
 TEST(Flops, RoutingFreeWithinTwoPercentOfTopK) {
   std::printf("active MACs per token per MoE layer (density 0.25 for RF and ReMoE)\n");
   std::printf("%-5s %-13s %12s %8s\n", "size", "method", "MACs", "vs topk");
-  const double expected_pct[] = {1.03, 1.38, 1.55};  // from the hand formulas in flops.cpp
+  const double expected_pct[] = {1.03, 1.38, 1.55};  // from the hand formulas (METHODS.md §1)
   for (int i = 0; i < 3; ++i) {
     const auto& s = kSizes[i];
     const double topk = moe_active_macs_per_token(opts(s, "topk"), s.H, 0.25);
@@ -49,7 +55,7 @@ TEST(Flops, RoutingFreeWithinTwoPercentOfTopK) {
   }
 }
 
-// Independent of the formulas in flops.cpp: every MAC is one use of one weight, so the active
+// Independent of the methods' formulas: every MAC is one use of one weight, so the active
 // MACs per token are the gating weights (all used by every token) plus the active share of the
 // expert weights, counted on the real layers at S, M and L. The 1-D RF scalars γ, b are
 // elementwise, not MACs.
@@ -58,7 +64,7 @@ TEST(Flops, MatchTheRealLayersWeightCounts) {
   for (const auto& s : kSizes) {
     for (const char* m : {"topk", "switch", "remoe", "routing_free", "aoe", "self_routing"}) {
       const MoeOptions o = opts(s, m);
-      MoeLayer layer(s.H, o, make_policy(s.H, o, 0.02), 0.02);
+      MoeLayer layer(s.H, o, baselines::make_policy(s.H, o, 0.02), 0.02);
       double gating = 0, experts = 0;
       for (const auto& p : layer->policy->parameters()) {
         if (p.dim() >= 2) gating += static_cast<double>(p.numel());
