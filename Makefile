@@ -6,7 +6,7 @@ MOEBENCH := $(BUILD)/moebench
 CMAKE_FLAGS ?=
 export MOEBENCH_DATA ?= $(CURDIR)/data
 
-.PHONY: all setup configure build data test run smoke matrix tables bench format format-check lint clean
+.PHONY: all setup configure build data test run smoke matrix tables bench format format-check lint gpu-check clean
 
 all: build
 
@@ -68,6 +68,11 @@ bench: build
 	  --benchmark_out_format=json --benchmark_counters_tabular=true
 	$(MOEBENCH) bench import --json $(BUILD)/bench_kernels.json --db $(DB)
 	$(MOEBENCH) bench show --db $(DB)
+
+# the GPU path (issue 14): build-gpu against a CUDA LibTorch, ctest -L gpu, CUDA benchmarks, S
+# training, results/gpu/<device>.md; without a GPU it compiles the .cu files, self-tests and exits 0
+gpu-check:
+	bash scripts/gpu_check.sh
 
 FORMAT_FILES = find suite models baselines kernels datasets \( -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh' \) -print0
 
