@@ -83,7 +83,7 @@ WordNetSynset parse_wordnet_data_line(const std::string& raw_line) {
 
 fs::path find_wordnet_dict(const fs::path& data_dir) {
   const fs::path root = data_dir / "src" / "wordnet";
-  const fs::path usual = root / "package" / "dict";
+  fs::path usual = root / "package" / "dict";
   std::error_code ec;
   if (fs::is_regular_file(usual / "data.noun", ec)) return usual;
   if (fs::is_directory(root, ec)) {

@@ -21,7 +21,7 @@ torch::Tensor init_normal(std::vector<int64_t> shape, double std) {
 
 }  // namespace
 
-RmsNormImpl::RmsNormImpl(int64_t dim, double eps_) : eps(eps_) {
+RmsNormImpl::RmsNormImpl(int64_t dim, double epsilon) : eps(epsilon) {
   weight = register_parameter("weight", torch::ones({dim}));
 }
 

@@ -160,6 +160,35 @@ std::vector<fs::path> candidates(const fs::path& dir) {
 
 }  // namespace
 
+// Writes a LibTorch archive through our own checked, fsynced file. LibTorch's own file writer
+// aborts the process (std::terminate from a destructor) when the disk fills up, so the archive
+// never sees a failure: the first error is kept, the rest of the bytes are dropped, and the
+// error is thrown once LibTorch is done.
+void save_archive(torch::serialize::OutputArchive& archive, const fs::path& path) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) os_error("create", path);
+  int error = 0;
+  archive.save_to([&](const void* data, size_t n) -> size_t {
+    const char* bytes = static_cast<const char*>(data);
+    for (size_t done = 0; error == 0 && done < n;) {
+      const ssize_t w = ::write(fd, bytes + done, n - done);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) {
+        error = w < 0 ? errno : ENOSPC;
+      } else {
+        done += static_cast<size_t>(w);
+      }
+    }
+    return n;
+  });
+  if (error == 0 && ::fsync(fd) != 0) error = errno;
+  if (::close(fd) != 0 && error == 0) error = errno;
+  if (error != 0) {
+    errno = error;
+    os_error("write", path);
+  }
+}
+
 void save_checkpoint(const fs::path& run_dir, const RunConfig& cfg, models::TransformerImpl& model,
                      torch::optim::Optimizer& optimizer, const CheckpointState& state) {
   std::error_code ec;
@@ -182,13 +211,7 @@ void save_checkpoint(const fs::path& run_dir, const RunConfig& cfg, models::Tran
       std::lock_guard<std::mutex> lock(gen.mutex());
       archive.write("rng_cpu", gen.get_state());
     }
-    try {
-      archive.save_to((tmp / "model.pt").string());
-    } catch (const c10::Error& e) {
-      throw std::runtime_error("cannot write " + (tmp / "model.pt").string() + ": " +
-                               e.what_without_backtrace());
-    }
-    fsync_path(tmp / "model.pt");
+    save_archive(archive, tmp / "model.pt");
     fault_point("checkpoint.model_written", state.step);
     Json j;
     j["step"] = state.step;
@@ -283,7 +306,7 @@ RunConfig read_checkpoint_config(const fs::path& checkpoint) {
 
 CheckpointState load_checkpoint(const fs::path& checkpoint, models::TransformerImpl& model,
                                 torch::Device device, torch::optim::Optimizer* optimizer) {
-  const CheckpointState state = read_checkpoint_state(checkpoint);
+  CheckpointState state = read_checkpoint_state(checkpoint);
   const fs::path path = checkpoint / "model.pt";
   try {
     torch::serialize::InputArchive archive;

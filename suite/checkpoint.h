@@ -36,6 +36,10 @@ void save_checkpoint(const std::filesystem::path& run_dir, const RunConfig& cfg,
                      models::TransformerImpl& model, torch::optim::Optimizer& optimizer,
                      const CheckpointState& state);
 
+// Writes a LibTorch archive to `path`, every write checked and the file fsynced; a failure (a
+// full disk) throws std::runtime_error naming the path and the OS error.
+void save_archive(torch::serialize::OutputArchive& archive, const std::filesystem::path& path);
+
 // The newest complete checkpoint under `dir` (a run's folder, or one step-<N>/ folder itself),
 // checked against its manifest. A damaged or incomplete one is skipped with a warning on stderr
 // naming it and why. nullopt when there is none.

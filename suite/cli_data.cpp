@@ -182,18 +182,20 @@ void add_data_commands(CLI::App& app, GlobalOptions& global) {
     const std::vector<std::filesystem::path> paths(args.ver_files.begin(), args.ver_files.end());
     size_t bad = 0;
     const auto checks = data::check_shards(paths, expected ? &*expected : nullptr);
+    std::string bad_paths;
     for (const auto& c : checks) {
       // Each failure already names its file, the problem and the command that rebuilds it.
       if (c.ok) {
         fmt::print("{}: ok ({})\n", c.path.string(), c.detail);
       } else {
         ++bad;
+        bad_paths += (bad_paths.empty() ? "" : ", ") + c.path.string();
         fmt::print(stderr, "BAD: {}\n", c.detail);
       }
     }
     if (bad > 0) {
-      throw std::runtime_error(
-          fmt::format("{} of {} shards failed verification (see above)", bad, checks.size()));
+      throw std::runtime_error(fmt::format("{} of {} shards failed verification: {} (see above)",
+                                           bad, checks.size(), bad_paths));
     }
   });
 }

@@ -363,7 +363,8 @@ void apply_sections(RunConfig& cfg, const toml::table& table, const std::string&
     }
     const toml::table* entries = section_node.as_table();
     if (entries == nullptr) {
-      throw ConfigError(prefix(source) + "'" + section + "' must be a table ([" + section + "])");
+      throw ConfigError(
+          fmt::format("{}'{}' must be a table ([{}])", prefix(source), section, section));
     }
     for (const auto& entry : *entries) {
       const toml::node& node = entry.second;  // named: lambdas cannot capture bindings in C++17
@@ -635,7 +636,7 @@ void json_into_table(const Json& object, const std::string& key, toml::table& ou
   for (const auto& item : object.items()) {
     const std::string& name = item.key();  // a plain variable: lambdas cannot capture bindings
     const Json& value = item.value();
-    const std::string child = key.empty() ? name : key + "." + name;
+    const std::string child = key.empty() ? name : fmt::format("{}.{}", key, name);
     json_to_toml(value, child,
                  [&](auto&& node) { out.insert(name, std::forward<decltype(node)>(node)); });
   }

@@ -90,7 +90,7 @@ EnvInfo collect_env(int threads) {
   // One matmul makes LibTorch load its BLAS before we look for it, and measures it.
   // Deterministic operands: drawing random ones would advance the global RNG that training
   // (dropout) and exact resume depend on.
-  auto a = torch::linspace(-1, 1, 1024 * 1024).view({1024, 1024}), b = a.t().contiguous();
+  auto a = torch::linspace(-1, 1, int64_t{1024} * 1024).view({1024, 1024}), b = a.t().contiguous();
   torch::mm(a, b);
   const auto t0 = std::chrono::steady_clock::now();
   constexpr int kReps = 5;

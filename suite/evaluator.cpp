@@ -4,6 +4,7 @@
 #include "suite/evaluator.h"
 
 #include "baselines/registry.h"
+#include "suite/checkpoint.h"
 
 #include <fmt/format.h>
 
@@ -353,13 +354,17 @@ void save_masks(const std::filesystem::path& path, const MaskSnapshot& snapshot)
     archive.write("layer" + std::to_string(l), snapshot.masks[l].to(torch::kCPU));
   }
   const auto tmp = std::filesystem::path(path.string() + ".tmp");
-  archive.save_to(tmp.string());
+  save_archive(archive, tmp);
   std::filesystem::rename(tmp, path);
 }
 
 MaskSnapshot load_masks(const std::filesystem::path& path) {
   torch::serialize::InputArchive archive;
-  archive.load_from(path.string(), torch::kCPU);
+  try {
+    archive.load_from(path.string(), torch::kCPU);
+  } catch (const c10::Error& e) {
+    throw std::runtime_error("cannot read " + path.string() + ": " + e.what_without_backtrace());
+  }
   MaskSnapshot s;
   torch::Tensor step, layers;
   archive.read("step", step);

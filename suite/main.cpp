@@ -25,6 +25,41 @@ std::string error_line(const std::exception& e, bool verbose) {
   return text;
 }
 
+namespace {
+
+// When parsing stopped at a command that needs a sub-command and did not get a known one: the
+// message naming the word and the commands it could have been; "" otherwise.
+std::string unknown_command(CLI::App& app, int argc, char** argv) {
+  CLI::App* cur = &app;
+  std::string path = "moebench";
+  int pos = 0;  // where the deepest parsed command's name stands in argv
+  while (!cur->get_subcommands().empty()) {
+    cur = cur->get_subcommands().front();
+    path += " " + cur->get_name();
+    while (++pos < argc && argv[pos] != cur->get_name()) {
+    }
+  }
+  if (cur->get_require_subcommand_min() == 0) return "";
+  std::string known;
+  for (const auto* sub : cur->get_subcommands([](CLI::App*) { return true; })) {
+    known += (known.empty() ? "" : ", ") + sub->get_name();
+  }
+  // The first word after it that is neither an option nor an option's value.
+  for (int i = pos + 1; i < argc; ++i) {
+    const std::string word = argv[i];
+    if (word[0] == '-') {
+      const CLI::Option* opt = cur->get_option_no_throw(word.substr(0, word.find('=')));
+      if (opt && word.find('=') == std::string::npos && opt->get_items_expected_min() > 0) ++i;
+      continue;
+    }
+    return fmt::format("unknown command '{}' for `{}` (commands: {}; see {} --help)", word, path,
+                       known, path);
+  }
+  return fmt::format("`{}` needs a command: {} (see {} --help)", path, known, path);
+}
+
+}  // namespace
+
 std::filesystem::path GlobalOptions::data() const {
   return data_dir.empty() ? data::default_data_dir() : std::filesystem::path(data_dir);
 }
@@ -60,16 +95,12 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    // A first word that is no command: say which, not only "a subcommand is required".
-    std::string known;
-    bool is_command = false;
-    for (const auto* sub : app.get_subcommands([](CLI::App*) { return true; })) {
-      known += (known.empty() ? "" : ", ") + sub->get_name();
-      is_command = is_command || (argc > 1 && sub->check_name(argv[1]));
-    }
-    if (argc > 1 && argv[1][0] != '-' && !is_command) {
-      fmt::print(stderr, "moebench: error: unknown command '{}' (commands: {}; see --help)\n",
-                 argv[1], known);
+    // A word that is no command (at the top or under `data`, `table`, ...): say which, not only
+    // CLI11's "a subcommand is required".
+    const std::string unknown =
+        e.get_exit_code() != 0 ? moebench::cli::unknown_command(app, argc, argv) : "";
+    if (!unknown.empty()) {
+      fmt::print(stderr, "moebench: error: {}\n", unknown);
       return 2;
     }
     return app.exit(e);

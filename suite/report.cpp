@@ -2,6 +2,8 @@
 // Spec: shared/DESIGN.md "Configs and the store", spec/PAPER_RESULTS.md; rendering: suite/table.h.
 #include "suite/report.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -253,8 +255,8 @@ void check_group_columns(const std::vector<std::string>& columns) {
     if (!is_run_column(c) && !is_config_key(c)) {
       std::string valid;
       for (const auto& r : run_columns()) valid += (valid.empty() ? "" : ", ") + r;
-      throw ReportError("unknown --group-by column '" + c + "': use " + valid +
-                        " or a config key such as moe.theta");
+      throw ReportError(fmt::format(
+          "unknown --group-by column '{}': use {} or a config key such as moe.theta", c, valid));
     }
     if (!seen.insert(c).second) {
       throw ReportError("--group-by names column '" + c + "' twice");
@@ -494,6 +496,7 @@ std::vector<TaskColumn> task_columns(const CollectedRuns& runs) {
     }
   }
   std::vector<TaskColumn> columns;
+  columns.reserve(task_chance.size());
   for (const auto& [tm, chance] : task_chance) columns.push_back({tm, chance});
   std::stable_sort(columns.begin(), columns.end(), [](const TaskColumn& a, const TaskColumn& b) {
     return std::make_pair(task_rank(a.task.first), a.task) <
@@ -522,9 +525,9 @@ std::vector<Column> comparison_columns(const Comparison& c) {
                                  {"ppl", {"ppl"}, true}});
   for (const auto& [tm, chance] : c.tasks) {
     const auto& [task, metric] = tm;
-    std::string name = task + " " + metric;
-    if (!std::isnan(chance)) name += " (chance " + fixed(chance, 2) + ")";
-    const std::string csv = task + "_" + metric;
+    std::string name = fmt::format("{} {}", task, metric);
+    if (!std::isnan(chance)) name += fmt::format(" (chance {})", fixed(chance, 2));
+    const std::string csv = fmt::format("{}_{}", task, metric);
     columns.push_back({name, {csv + "_mean", csv + "_std"}, true});
   }
   columns.insert(columns.end(), {{"tok/s", {"tokens_per_s"}, true},

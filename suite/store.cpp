@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <limits>
 #include <mutex>
@@ -177,20 +178,30 @@ std::string file_uri(const std::string& path) {
   return out;
 }
 
+// SQLite's message, with the operating system's reason when there is one: "disk I/O error" is
+// SQLite's word for a full disk, "No space left on device" the one a user can act on.
+std::string sqlite_message(sqlite3* handle, const char* message) {
+  std::string text = message != nullptr ? message : "unknown error";
+  const int os_errno = handle != nullptr ? sqlite3_system_errno(handle) : 0;
+  if (os_errno != 0) text += std::string(" (") + std::strerror(os_errno) + ")";
+  return text;
+}
+
 // The connection and its name, for error messages.
 struct Db {
   std::string path;
   sqlite3* handle = nullptr;
 
   [[noreturn]] void fail(const std::string& what) const {
-    const char* message = handle != nullptr ? sqlite3_errmsg(handle) : "out of memory";
+    const std::string message =
+        handle != nullptr ? sqlite_message(handle, sqlite3_errmsg(handle)) : "out of memory";
     throw std::runtime_error("store: " + path + ": " + what + ": " + message);
   }
 
   void exec(const std::string& sql) const {
     char* error = nullptr;
     if (sqlite3_exec(handle, sql.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
-      const std::string message = error != nullptr ? error : "unknown error";
+      const std::string message = sqlite_message(handle, error);
       sqlite3_free(error);
       throw std::runtime_error("store: " + path + ": " + sql.substr(0, 40) + ": " + message);
     }
@@ -414,7 +425,7 @@ int64_t read_user_version(Db& db) {
     sqlite3_finalize(stmt);
     return version;
   }
-  const std::string message = sqlite3_errmsg(db.handle);
+  const std::string message = sqlite_message(db.handle, sqlite3_errmsg(db.handle));
   const int code = sqlite3_errcode(db.handle);
   sqlite3_finalize(stmt);
   if (code == SQLITE_NOTADB) {

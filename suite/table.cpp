@@ -114,6 +114,7 @@ Cell text_cell(const std::string& text) { return {text, {text}}; }
 
 std::vector<Cell> text_row(const std::vector<std::string>& texts) {
   std::vector<Cell> row;
+  row.reserve(texts.size());
   for (const auto& t : texts) row.push_back(text_cell(t));
   return row;
 }

@@ -77,6 +77,7 @@ class Trainer {
   // Refreshes this process's lease on the run every few seconds; throws if another process has
   // taken the run over (this one was presumed dead).
   void keep_lease(Store& store);
+  void mark_failed(Store& store);
   void log_step(const StepResult& r, Store& store, int64_t first_step);
   void evaluate_during_training(Store& store);
   void finish(RunStatus status, Store& store);
@@ -228,7 +229,15 @@ std::vector<EvalRow> Trainer::routing_flip() {
   const auto path = ckpt_dir_ / "calib_masks.pt";
   std::vector<EvalRow> rows;
   if (std::filesystem::exists(path)) {
-    const eval::MaskSnapshot before = eval::load_masks(path);
+    eval::MaskSnapshot before;
+    try {
+      before = eval::load_masks(path);
+    } catch (const std::exception& e) {
+      // A damaged snapshot costs this eval point its flip rows, not the run.
+      fmt::print(stderr, "\nwarning: {}; no flip rate at step {}\n", e.what(), state_.step);
+      pending_masks_ = std::move(now);
+      return {};
+    }
     // A snapshot from this step or later was written before an interruption: the resumed run
     // repeats that trajectory exactly, and its rows are already stored.
     if (before.step >= state_.step) return {};
@@ -394,6 +403,17 @@ void Trainer::evaluate_during_training(Store& store) {
   }
 }
 
+// Marks the run failed while an exception is on its way out. When the store itself is what
+// failed (a full disk), that write may fail too: the original error is the one to report, and
+// the run's lease going stale lets the same command resume it later.
+void Trainer::mark_failed(Store& store) {
+  try {
+    store.finish_run(run_key_, RunStatus::kFailed, state_.step, state_.wall_s, state_.tokens);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "\nwarning: could not mark run {} failed: {}\n", run_key_, e.what());
+  }
+}
+
 void Trainer::keep_lease(Store& store) {
   if (since(last_heartbeat_) < kHeartbeatSeconds) return;
   last_heartbeat_ = Clock::now();
@@ -436,7 +456,7 @@ RunStatus Trainer::train_loop(Store& store, int64_t first_step) {
     }
   } catch (...) {
     state_.wall_s = wall_before_ + since(t_start_);
-    store.finish_run(run_key_, RunStatus::kFailed, state_.step, state_.wall_s, state_.tokens);
+    mark_failed(store);
     throw;
   }
   return RunStatus::kDone;
@@ -449,7 +469,7 @@ void Trainer::finish(RunStatus status, Store& store) {
     try {
       save();
     } catch (...) {
-      store.finish_run(run_key_, RunStatus::kFailed, state_.step, state_.wall_s, state_.tokens);
+      mark_failed(store);
       throw;
     }
     store.finish_run(run_key_, RunStatus::kInterrupted, state_.step, state_.wall_s, state_.tokens);
@@ -488,7 +508,7 @@ void Trainer::finish(RunStatus status, Store& store) {
     status_ = RunStatus::kInterrupted;
     return;
   } catch (...) {
-    store.finish_run(run_key_, RunStatus::kFailed, state_.step, state_.wall_s, state_.tokens);
+    mark_failed(store);
     throw;
   }
   if (!opts_.quiet) {

@@ -138,7 +138,7 @@ EOF
     { echo "FAIL: a refused import changed the stored rows"; fails=$((fails + 1)); }
 fi
 
-expect_fail "unknown subcommand" "subcommand" "$bin" data frobnicate
+expect_fail "unknown subcommand" "unknown command 'frobnicate' for \`moebench data\`" "$bin" data frobnicate
 if [ $fails -gt 0 ]; then
   echo "$fails bad-input check(s) failed"
   exit 1
