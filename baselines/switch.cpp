@@ -2,6 +2,7 @@
 // Router statistics in fp32 (or wider); experts are full-rank SwiGLU fed by x.
 #include "baselines/switch.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -20,8 +21,18 @@ SwitchPolicyImpl::SwitchPolicyImpl(int64_t hidden, const models::MoeOptions& opt
 }
 
 int64_t switch_capacity(int64_t num_tokens, int64_t experts, double capacity_factor) {
-  return static_cast<int64_t>(
-      std::ceil(static_cast<double>(num_tokens) / static_cast<double>(experts) * capacity_factor));
+  // CF as the decimal it was written as (0.9, 1.25): numerator / 10^digits exactly, so that
+  // ceil(N·CF/E) is computed in integers. In doubles 50/3·0.9 comes out 15.000000000000002 and
+  // its ceiling 16 (METHODS.md §3: C = ceil(N·CF/E)).
+  int64_t scale = 1;
+  for (int digits = 0; digits < 9; ++digits, scale *= 10) {
+    const double scaled = capacity_factor * static_cast<double>(scale);
+    if (std::fabs(scaled - std::round(scaled)) <= 1e-9 * std::max(1.0, scaled)) break;
+  }
+  const auto numerator = static_cast<__int128>(std::llround(capacity_factor * scale));
+  const __int128 num = static_cast<__int128>(num_tokens) * numerator;
+  const __int128 den = static_cast<__int128>(experts) * scale;
+  return static_cast<int64_t>((num + den - 1) / den);
 }
 
 int64_t SwitchPolicyImpl::capacity(int64_t num_tokens) const {

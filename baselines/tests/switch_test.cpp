@@ -65,6 +65,13 @@ TEST(SwitchCapacity, KeepsTheFirstTokensByPosition) {
   EXPECT_EQ(switch_capacity(8, 4, 1.0), 2);
   EXPECT_EQ(switch_capacity(8, 4, 1.25), 3);  // ceil(2.5)
   EXPECT_EQ(switch_capacity(8, 4, 2.0), 4);
+  // Exact integer arithmetic on the decimal CF: ceil(50·0.9/3) = ceil(15) = 15, where doubles
+  // give 50/3·0.9 = 15.000000000000002 and a ceiling of 16.
+  EXPECT_EQ(switch_capacity(50, 3, 0.9), 15);
+  EXPECT_EQ(switch_capacity(30, 7, 0.7), 3);  // 21/7 = 3 exactly
+  EXPECT_EQ(switch_capacity(31, 7, 0.7), 4);  // 21.7/7 = 3.1
+  EXPECT_EQ(switch_capacity(10, 3, 1.1), 4);  // 11/3 = 3.67
+  EXPECT_EQ(switch_capacity(512, 4, 1.25), 160);
 }
 
 TEST(SwitchCapacity, LayerDropsOverflowAndUsesTrainOrEvalFactor) {
