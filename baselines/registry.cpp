@@ -88,6 +88,8 @@ std::vector<std::string> option_names_of(const std::string& method) {
   return names;
 }
 
+std::string caveat_of(const std::string& method) { return find_method(method).caveat; }
+
 std::string threshold_option_of(const std::string& method) {
   return find_method(method).threshold_option;
 }

@@ -31,6 +31,10 @@ const std::vector<models::OptionField>& method_option_fields();
 // The names of the options `method` reads (its MethodSpec::options); throws like find_method.
 std::vector<std::string> option_names_of(const std::string& method);
 
+// What the method's file says every result of it must carry ("" = nothing), e.g. Self-Routing's
+// "our reading of the abstract".
+std::string caveat_of(const std::string& method);
+
 // The option holding the method's inference-time threshold θ ("" = none).
 std::string threshold_option_of(const std::string& method);
 

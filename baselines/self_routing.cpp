@@ -66,7 +66,7 @@ const models::MethodSpec& self_routing_method() {
         "channels of x (moe.self_routing_subspace, default the last E), softmax, top-K\n"
         "renormalised to sum 1, y = sum over chosen e of w_e * D_e (SiLU(G_e x) * U_e x);\n"
         "no router weights; scores = softmax over all E logits";
-    m.caveat = "our reading of the abstract";
+    m.caveat = "our reading of the abstract (paper text not obtained; METHODS.md §6)";
     m.options = models::option_schema<SelfRoutingOptions>();
     m.make_policy = [](int64_t hidden, const models::MoeOptions& o, double /*init_std*/) {
       return std::make_shared<SelfRoutingPolicyImpl>(hidden, o);

@@ -14,6 +14,7 @@
 #include "models/transformer.h"
 #include "suite/cli.h"
 #include "suite/config.h"
+#include "suite/report.h"
 #include "suite/run_context.h"
 #include "suite/table.h"
 
@@ -118,12 +119,15 @@ Table report(const std::vector<Row>& rows, double density, const std::string& ba
                                 "MoE FFN FLOPs", "layer FLOPs", "FFN vs " + baseline}) {
     t.columns.push_back(simple_column(name, /*numeric=*/true));
   }
+  std::vector<std::string> caveats;
   for (const auto& r : rows) {
     const Row* base = nullptr;
     for (const auto& b : rows) {
       if (b.size == r.size && b.method == baseline) base = &b;
     }
-    t.rows.push_back(text_row({r.size, r.label, grouped(static_cast<double>(r.total)),
+    std::string label = report::method_label(r.method, caveats);
+    label += r.label.substr(r.method.size());  // " (iso_param)" of a variant row
+    t.rows.push_back(text_row({r.size, label, grouped(static_cast<double>(r.total)),
                                grouped(static_cast<double>(r.non_embedding)), grouped(2 * r.router),
                                grouped(2 * r.experts), grouped(2 * r.ffn()), grouped(2 * r.layer()),
                                base ? percent(r.ffn() / base->ffn()) : "-"}));
@@ -154,6 +158,7 @@ Table report(const std::vector<Row>& rows, double density, const std::string& ba
         grouped(static_cast<double>(r.non_embedding + r.dead_gate)),
         grouped(static_cast<double>(r.dead_gate))));
   }
+  t.footnotes.insert(t.footnotes.end(), caveats.begin(), caveats.end());
   return t;
 }
 

@@ -2,6 +2,8 @@
 // Spec: shared/DESIGN.md "Configs and the store", spec/PAPER_RESULTS.md; rendering: suite/table.h.
 #include "suite/report.h"
 
+#include "baselines/registry.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -24,6 +26,7 @@ namespace {
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr const char* kNone = "-";         // a cell without a value (term, md)
 constexpr const char* kNotDoneMark = "†";  // a group that includes runs that are not 'done'
+constexpr const char* kCaveatMark = "‡";   // a method whose file states a caveat (Self-Routing)
 
 // --- number formatting --------------------------------------------------------------------------
 
@@ -585,6 +588,7 @@ struct RowFindings {
   bool any_marked = false;                    // a row with runs that are not 'done'
   std::vector<std::string> missing_baseline;  // the other key values of rows without one
   std::vector<std::string> missing_loss;      // one note per row with runs lacking a val loss
+  std::vector<std::string> caveats;           // method_label's footnotes
 };
 
 // runs (marked when some are not 'done') and status.
@@ -644,6 +648,9 @@ std::vector<Cell> figure_cells(const Comparison& c, const Group& g) {
 
 std::vector<Cell> our_row(const Comparison& c, const Group& g, RowFindings& findings) {
   std::vector<Cell> row = text_row(g.key);
+  if (c.key.has_method()) {
+    row[c.key.method].text = method_label(g.key[c.key.method], findings.caveats);
+  }
   // In column order; a braced list is evaluated left to right, so the findings keep row order.
   for (const auto& cells :
        {run_count_cells(g, findings), loss_cells(c, g, findings), figure_cells(c, g)}) {
@@ -691,6 +698,7 @@ std::vector<std::string> comparison_footnotes(const Comparison& c, const RowFind
         "std over the runs; chance = accuracy of a uniform guess (DATA.md offline tasks)");
   }
   if (std::string delta = delta_footnote(c, findings); !delta.empty()) notes.push_back(delta);
+  notes.insert(notes.end(), findings.caveats.begin(), findings.caveats.end());
   if (findings.any_marked) {
     notes.push_back(std::string(kNotDoneMark) +
                     " the row includes runs that are not 'done' (--all); their numbers enter its "
@@ -794,6 +802,14 @@ std::string run_status_text(Store& store, const RunRow& run) {
 
 }  // namespace
 
+std::string method_label(const std::string& method, std::vector<std::string>& notes) {
+  const std::string caveat = baselines::has_method(method) ? baselines::caveat_of(method) : "";
+  if (caveat.empty()) return method;
+  const std::string note = std::string(kCaveatMark) + " " + method + ": " + caveat;
+  if (std::find(notes.begin(), notes.end(), note) == notes.end()) notes.push_back(note);
+  return method + kCaveatMark;
+}
+
 Table runs_table(Store& store) {
   const std::vector<RunSummary> all = summarize_runs(store);
   if (all.empty()) throw_no_runs(store);
@@ -802,11 +818,12 @@ Table runs_table(Store& store) {
                    {"size", {"size"}, false},       {"seed", {"seed"}, true},
                    {"status", {"status"}, false},   {"step", {"step"}, true},
                    {"wall", {"wall_s"}, true},      {"val loss", {"val_loss"}, true}};
+  std::vector<std::string> caveats;
   for (const RunSummary& s : all) {
     const std::string seed = std::to_string(s.run.seed);
     const std::string step = std::to_string(s.run.status_step);
     table.rows.push_back({text_cell(s.run.run_key),
-                          text_cell(s.run.method),
+                          text_cell(method_label(s.run.method, caveats)),
                           text_cell(s.run.size),
                           {seed, {seed}},
                           text_cell(run_status_text(store, s.run)),
@@ -815,6 +832,7 @@ Table runs_table(Store& store) {
                           number_cell(fixed(s.val_loss, 4), s.val_loss)});
   }
   table.footnotes.push_back(std::to_string(all.size()) + " runs in '" + store.path() + "'");
+  table.footnotes.insert(table.footnotes.end(), caveats.begin(), caveats.end());
   return table;
 }
 

@@ -93,6 +93,10 @@ Table comparison_table(Store& store, const TableOptions& options = {});
 // val loss). Throws ReportError when the store has no runs.
 Table runs_table(Store& store);
 
+// A method's name as every table shows it: marked ‡ when the method's file states a caveat
+// (Self-Routing: our reading of the abstract), whose footnote is added to `notes` once.
+std::string method_label(const std::string& method, std::vector<std::string>& notes);
+
 // The published rows, for tests and documentation: (method, size, perplexity).
 struct PublishedResult {
   std::string method;

@@ -250,6 +250,26 @@ TEST_F(ReportTest, MarkdownHasHeaderSeparatorRow) {
   EXPECT_NE(md.find("\n- val loss: mean ± sample std"), std::string::npos) << md;
 }
 
+// A method whose file states a caveat (Self-Routing: our reading of the abstract) is marked in
+// every table that names it, with the caveat once as a footnote; the csv keeps the plain name.
+TEST_F(ReportTest, MethodCaveatIsMarkedWhereverTheMethodIsShown) {
+  Store store(db_path());
+  fill_standard(store);
+  add_run(store, "self_routing", "micro", 1, RunStatus::kDone, 3.05);
+  add_run(store, "self_routing", "micro", 2, RunStatus::kDone, 3.15);
+  const std::string md = render(comparison_table(store), Format::kMarkdown);
+  EXPECT_NE(md.find("| self_routing‡ | micro | 2 |"), std::string::npos) << md;
+  const std::string note = "‡ self_routing: our reading of the abstract";
+  ASSERT_NE(md.find(note), std::string::npos) << md;
+  EXPECT_EQ(md.find(note), md.rfind(note)) << "one footnote per method\n" << md;
+  EXPECT_EQ(md.find("topk‡"), std::string::npos) << md;
+  const std::string csv = render(comparison_table(store), Format::kCsv);
+  EXPECT_NE(csv.find("\nself_routing,micro,"), std::string::npos) << csv;
+  const std::string runs = render(runs_table(store), Format::kTerm);
+  EXPECT_NE(runs.find("self_routing‡"), std::string::npos) << runs;
+  EXPECT_NE(runs.find(note), std::string::npos) << runs;
+}
+
 TEST_F(ReportTest, TermColumnsAreAligned) {
   Store store(db_path());
   fill_standard(store);
