@@ -111,6 +111,15 @@ std::string grouped(double v) {
 
 std::string percent(double ratio) { return fmt::format("{:+.2f}%", 100 * (ratio - 1)); }
 
+// The row of `baseline` at `size`, or nullptr.
+const Row* baseline_row(const std::vector<Row>& rows, const std::string& size,
+                        const std::string& baseline) {
+  for (const auto& b : rows) {
+    if (b.size == size && b.method == baseline) return &b;
+  }
+  return nullptr;
+}
+
 Table report(const std::vector<Row>& rows, double density, const std::string& baseline) {
   Table t;
   for (const char* name : {"size", "method"}) t.columns.push_back(simple_column(name));
@@ -121,10 +130,7 @@ Table report(const std::vector<Row>& rows, double density, const std::string& ba
   }
   std::vector<std::string> caveats;
   for (const auto& r : rows) {
-    const Row* base = nullptr;
-    for (const auto& b : rows) {
-      if (b.size == r.size && b.method == baseline) base = &b;
-    }
+    const Row* base = baseline_row(rows, r.size, baseline);
     std::string label = report::method_label(r.method, caveats);
     label += r.label.substr(r.method.size());  // " (iso_param)" of a variant row
     t.rows.push_back(text_row({r.size, label, grouped(static_cast<double>(r.total)),
@@ -143,10 +149,7 @@ Table report(const std::vector<Row>& rows, double density, const std::string& ba
       "non-emb excludes the token embedding and the untied head).",
       density));
   for (const auto& r : rows) {
-    const Row* base = nullptr;
-    for (const auto& b : rows) {
-      if (b.size == r.size && b.method == baseline) base = &b;
-    }
+    const Row* base = baseline_row(rows, r.size, baseline);
     if (r.dead_gate == 0 || !base) continue;
     const auto& spec = baselines::find_method(r.method);
     t.footnotes.push_back(fmt::format(

@@ -457,6 +457,23 @@ EOF
   echo "  (matrix workers: $skipped 'skipping:' lines; $(grep -h 'trained,' "$d/a.err" "$d/b.err" | tr '\n' ' '))"
 fi
 
+# Why a run on a full disk did not fail cleanly ("" = it did): exit status $rc non-zero and < 128,
+# exactly one error line naming $2 and the reason matching $3, and no backtrace.
+full_disk_why() {
+  local e=$1 path=$2 reason=$3
+  if [ $rc -eq 0 ] || [ $rc -ge 128 ]; then
+    echo "exit $rc on a full disk, want a non-zero status < 128; stderr: $(grep -v '^frame #' "$e" | head -c 300)"
+  elif [ "$(grep -c '^moebench: error: ' "$e")" != 1 ]; then
+    echo "$(grep -c '^moebench: error: ' "$e") error lines: $(head -c 300 "$e")"
+  elif ! errline "$e" | grep -qF "$path"; then
+    echo "error line does not name $path: $(errline "$e")"
+  elif ! errline "$e" | grep -qiE "$reason"; then
+    echo "error line lacks '$reason': $(errline "$e")"
+  elif grep -qE "$backtrace_re" "$e"; then
+    echo "backtrace text on stderr"
+  fi
+}
+
 # ================================================================================================
 # 3. full disk
 # ================================================================================================
@@ -485,13 +502,8 @@ else
   mount_tmpfs "$d/C" 1m
   refcmd topk "$d/D" "$d/C"; run "$d" full "${CMD[@]}"
   e=$d/full.err
-  why=""
-  if [ $rc -eq 0 ] || [ $rc -ge 128 ]; then why="exit $rc on a full checkpoint disk, want a non-zero status < 128; stderr: $(grep -v '^frame #' "$e" | head -c 300)"
-  elif [ "$(grep -c '^moebench: error: ' "$e")" != 1 ]; then why="$(grep -c '^moebench: error: ' "$e") error lines: $(head -c 300 "$e")"
-  elif ! errline "$e" | grep -qF "$d/C"; then why="error line does not name the path under $d/C: $(errline "$e")"
-  elif ! errline "$e" | grep -qF "No space left on device"; then why="error line lacks 'No space left on device': $(errline "$e")"
-  elif grep -qE "$backtrace_re" "$e"; then why="backtrace text on stderr"
-  else
+  why=$(full_disk_why "$e" "$d/C" "No space left on device")
+  if [ -z "$why" ]; then
     why=$(db_why "$d/D")
     st=$(q "$d/D" "SELECT status FROM runs")
     [ -z "$why" ] && [ "$st" != failed ] && [ "$st" != interrupted ] && why="run status '$st', want failed"
@@ -514,13 +526,8 @@ else
     dd if=/dev/zero of="$d/m/filler" bs=4k 2>/dev/null
     refcmd topk "$d/m/D" "$d/C"; run "$d" full "${CMD[@]}"
     e=$d/full.err
-    why=""
-    if [ $rc -eq 0 ] || [ $rc -ge 128 ]; then why="exit $rc with the database on a full disk, want a non-zero status < 128; stderr: $(grep -v '^frame #' "$e" | head -c 300)"
-    elif [ "$(grep -c '^moebench: error: ' "$e")" != 1 ]; then why="$(grep -c '^moebench: error: ' "$e") error lines: $(head -c 300 "$e")"
-    elif ! errline "$e" | grep -qF "$d/m/D"; then why="error line does not name $d/m/D: $(errline "$e")"
-    elif ! errline "$e" | grep -qiE "No space left on device|disk is full"; then why="error line lacks 'No space left on device' (or SQLite's 'disk is full'): $(errline "$e")"
-    elif grep -qE "$backtrace_re" "$e"; then why="backtrace text on stderr"
-    else
+    why=$(full_disk_why "$e" "$d/m/D" "No space left on device|disk is full")
+    if [ -z "$why" ]; then
       rm -f "$d/m/filler"  # the check itself needs room for SQLite's shared-memory file
       ic=$(q "$d/m/D" "PRAGMA integrity_check")
       [ "$ic" = ok ] || why="integrity_check: $ic"
