@@ -6,7 +6,7 @@ MOEBENCH := $(BUILD)/moebench
 CMAKE_FLAGS ?=
 export MOEBENCH_DATA ?= $(CURDIR)/data
 
-.PHONY: all setup configure build data test run smoke matrix tables bench format format-check lint gpu-check clean
+.PHONY: all setup configure build data test run smoke matrix tables bench format format-check lint gpu-check golden clean
 
 all: build
 
@@ -60,6 +60,15 @@ matrix: build
 
 tables: build
 	$(MOEBENCH) table --db $(DB) --format md
+
+# rewrites the golden curves (suite/tests/golden/<method>.csv: every method's tiny run, a row per
+# step) after a change that moves them on purpose; the commit says why. Prints the float noise
+# (reference vs cpu backend) beside the tolerance.
+golden: build
+	$(MOEBENCH) data fetch
+	$(MOEBENCH) data prepare --vocab bpe8k
+	MOEBENCH_GOLDEN_WRITE=1 $(BUILD)/golden_tests --gtest_filter='Methods/Golden.*'
+	git diff --stat -- suite/tests/golden
 
 # kernel benchmarks (MOEBENCH_BENCH_FULL=1 adds the 8192-token micro-batches) into $(DB)
 bench: build

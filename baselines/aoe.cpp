@@ -58,12 +58,16 @@ const models::MethodSpec& aoe_method() {
     m.make_policy = [](int64_t hidden, const models::MoeOptions& o, double init_std) {
       return std::make_shared<AoePolicyImpl>(hidden, o, init_std);
     };
-    // The AoE paper's variant: the HF pooled loss over every layer's tokens, P = softmax of all
-    // E norms (scores_NE). The RF-paper variant has no aux loss.
+    // The AoE paper's variant: α·E·Σ f_e P_e computed per layer as the AoE code does (not pooled
+    // over layers), summed over layers; P = softmax of all E norms (scores_NE). The RF-paper
+    // variant has no aux loss.
     m.make_controller = [](const models::MoeOptions& o,
                            int64_t /*layers*/) -> std::unique_ptr<models::AuxController> {
       const auto a = o.method_options<AoeOptions>();
-      if (a.aoe_variant == "aoe_paper") return std::make_unique<PooledBalanceLoss>(o, a.aux_coef);
+      if (a.aoe_variant == "aoe_paper") {
+        return std::make_unique<SoftmaxBalanceLoss>(o, a.aux_coef,
+                                                    SoftmaxBalanceLoss::Scope::kPerLayer);
+      }
       if (a.aoe_variant != "rf_paper") {
         throw std::invalid_argument("moe.aoe_variant must be rf_paper or aoe_paper, not '" +
                                     a.aoe_variant + "'");
@@ -87,6 +91,8 @@ const models::MethodSpec& aoe_method() {
                                "low-rank projection (norm score and gate "
                                "input)")},
         /*low_rank=*/true);
+    // The official code keeps PyTorch's default init in its own decoder layers.
+    m.published_init = models::LayerInit::kTorchDefault;
     return m;
   }();
   return spec;

@@ -9,8 +9,8 @@ namespace moebench::baselines {
 
 // The `moe` keys of AoE (METHODS.md §5); K is the shared moe.top_k, r the shared moe.rank.
 struct AoeOptions {
-  // rf_paper: no aux loss, width as given. aoe_paper: pooled aux α·E·Σ f_e P_e with α =
-  // aux_coef, experts widened to aoe_wide_intermediate (parameter-matched).
+  // rf_paper: no aux loss, width as given. aoe_paper: per-layer aux α·E·Σ f_e P_e (summed over
+  // layers) with α = aux_coef, experts widened to aoe_wide_intermediate (parameter-matched).
   std::string aoe_variant = "rf_paper";
   double aux_coef = 0.01;
   template <class F>
@@ -38,8 +38,9 @@ int64_t aoe_wide_intermediate(int64_t H, int64_t I, int64_t r);
 //
 // scores_NE holds softmax over ALL E norms (the AoE paper's router probabilities P, which the
 // aux loss needs; monotone in s per token, so the top-K are the same); active_NE the top-K.
-// aoe_variant "rf_paper" (default) has no aux loss; "aoe_paper" adds α·E·Σ f_e P_e pooled over
-// all layers' tokens (PooledBalanceLoss of baselines/topk.h, α = aux_coef), and the trainer
+// aoe_variant "rf_paper" (default) has no aux loss; "aoe_paper" adds α·E·Σ f_e P_e per layer,
+// summed over layers (SoftmaxBalanceLoss of baselines/topk.h, per-layer scope, α = aux_coef; the
+// AoE code computes it per layer, not pooled), and the trainer
 // widens the experts to aoe_wide_intermediate (suite/trainer.cpp model_options).
 class AoePolicyImpl : public models::RoutingPolicyImpl {
  public:

@@ -35,7 +35,8 @@ ReMoEBalance::ReMoEBalance(const models::MoeOptions& opts)
       experts_(opts.experts),
       opts_(opts.method_options<ReMoEOptions>()),
       rf_paper_(opts_.remoe_variant == "rf_paper"),
-      k_(opts.effective_top_k()) {
+      k_(opts.effective_top_k()),
+      cadence_(static_cast<int>(opts_.lambda_updates)) {
   if (!rf_paper_ && opts_.remoe_variant != "original") {
     throw std::invalid_argument("moe.remoe_variant must be original or rf_paper, not '" +
                                 opts_.remoe_variant + "'");
@@ -75,8 +76,12 @@ torch::Tensor ReMoEBalance::loss(const std::vector<models::PolicyOutput>& layers
   const float lambda_used = lambda_;  // the loss uses λ from before this forward's update
   if (training) {
     if (rf_paper_) {
-      lambda_ = models::multiplicative_lambda_step(lambda_, 1.0 - s_mean, opts_.rho_target,
-                                                   opts_.remoe_rf_eta, /*bf16_quirk=*/false);
+      double rho_mean = 0;
+      const int updates = cadence_.observe(1.0 - s_mean, &rho_mean);
+      for (int u = 0; u < updates; ++u) {
+        lambda_ = models::multiplicative_lambda_step(lambda_, rho_mean, opts_.rho_target,
+                                                     opts_.remoe_rf_eta, /*bf16_quirk=*/false);
+      }
     } else {
       for (double s : sparsity) sparsity_sum_ += s;
       sparsity_count_ += static_cast<double>(sparsity.size());
@@ -92,6 +97,7 @@ torch::Tensor ReMoEBalance::loss(const std::vector<models::PolicyOutput>& layers
 void ReMoEBalance::after_optimizer_step() {
   // The original schedule moves λ once per optimizer step, on the sparsity of all the
   // micro-batches that step saw; no training forward since the last step means no evidence.
+  cadence_.end_step();
   if (rf_paper_ || sparsity_count_ == 0) return;
   const double target = 1.0 - static_cast<double>(k_) / static_cast<double>(experts_);
   lambda_ = next_lambda(lambda_, sparsity_sum_ / sparsity_count_, target, opts_.remoe_alpha);
@@ -100,14 +106,17 @@ void ReMoEBalance::after_optimizer_step() {
 }
 
 std::map<std::string, double> ReMoEBalance::state() const {
-  return {
+  std::map<std::string, double> s{
       {"lambda", lambda_}, {"sparsity_sum", sparsity_sum_}, {"sparsity_count", sparsity_count_}};
+  cadence_.save(s);
+  return s;
 }
 
 void ReMoEBalance::load_state(const std::map<std::string, double>& s) {
   if (auto it = s.find("lambda"); it != s.end()) lambda_ = static_cast<float>(it->second);
   if (auto it = s.find("sparsity_sum"); it != s.end()) sparsity_sum_ = it->second;
   if (auto it = s.find("sparsity_count"); it != s.end()) sparsity_count_ = it->second;
+  cadence_.load(s);
 }
 
 const models::MethodSpec& remoe_method() {
@@ -133,6 +142,8 @@ const models::MethodSpec& remoe_method() {
     m.layer_weights = models::expert_layer_weights(
         {models::policy_weight("router", {"E", "H"}, "router W_r (no bias)")}, /*low_rank=*/false);
     m.variable_density = true;
+    // The official code keeps PyTorch's default init in its own decoder layers.
+    m.published_init = models::LayerInit::kTorchDefault;
     return m;
   }();
   return spec;

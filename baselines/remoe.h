@@ -2,6 +2,7 @@
 // gates every expert with R_e > 0, and an L1-type regulariser with an adaptive λ sets sparsity.
 #pragma once
 
+#include "models/lambda_rule.h"
 #include "models/method.h"
 #include "models/moe.h"
 
@@ -17,6 +18,7 @@ struct ReMoEOptions {
   double remoe_rf_lambda0 = 0.01;
   double remoe_rf_eta = 0.1;
   double rho_target = 0.25;
+  int64_t lambda_updates = models::kPublishedLambdaUpdates;  // rf_paper: updates per step
   template <class F>
   void fields(F&& f) {
     using namespace models;
@@ -28,6 +30,8 @@ struct ReMoEOptions {
     f("remoe_rf_lambda0", remoe_rf_lambda0, closed(0, 1), "rf_paper: initial lambda");
     f("remoe_rf_eta", remoe_rf_eta, at_least(0), "rf_paper: lambda controller step eta");
     f("rho_target", rho_target, lower_open(0, 1), "rf_paper: target density rho*");
+    // Declared exactly as Routing-Free declares it (the registry refuses a differing twin).
+    f("lambda_updates", lambda_updates, at_least(0), kLambdaUpdatesHelp);
   }
 };
 
@@ -57,9 +61,10 @@ torch::Tensor remoe_load_weighted_l1(const torch::Tensor& R_NE, const torch::Ten
 //  original: L_reg as above; sparsity S = 1 − mean(1[R > 0]) is averaged over layers and the
 //    training micro-batches since the last optimizer step; after_optimizer_step() sets
 //    λ ← λ·α if S < 1 − k/E, else λ/α (equality included); λ₀ = remoe_lambda0.
-//  rf_paper: L_reg = Σ_{n,e} R (plain sum), λ ← min(1, λ·(1+η)^sign(ρ − ρ*)) after every
-//    training forward, ρ = mean(1[R > 0]); λ₀ = remoe_rf_lambda0, η = remoe_rf_eta, ρ* =
-//    rho_target.
+//  rf_paper: L_reg = Σ_{n,e} R (plain sum), λ ← min(1, λ·(1+η)^sign(ρ − ρ*)),
+//    moe.lambda_updates times per optimizer step on the mean ρ = mean(1[R > 0]) of the
+//    micro-batches between updates (LambdaCadence); λ₀ = remoe_rf_lambda0, η = remoe_rf_eta,
+//    ρ* = rho_target.
 // λ is fp32; a forward's loss uses λ from before that forward's update. Padding rows are left
 // out of L_reg and S when mask_padding is set. metrics(): "lambda" (the λ the loss used),
 // "density" (mean active fraction over layers), "sparsity" (1 − density), "l_reg".
@@ -69,6 +74,7 @@ class ReMoEBalance : public models::AuxController {
   torch::Tensor loss(const std::vector<models::PolicyOutput>& layers,
                      const torch::Tensor& token_mask_N, bool training) override;
   void after_optimizer_step() override;
+  void set_micro_batches(int per_step) override { cadence_.set_micro_batches(per_step); }
   std::map<std::string, double> metrics() const override { return metrics_; }
   // "lambda" plus the sparsity accumulators (empty at optimizer-step boundaries, but saved so a
   // mid-accumulation snapshot resumes exactly).
@@ -87,6 +93,7 @@ class ReMoEBalance : public models::AuxController {
   bool rf_paper_;
   int64_t k_;
   float lambda_;
+  models::LambdaCadence cadence_;
   double sparsity_sum_ = 0;  // Σ of per-layer S over training forwards since the last step
   double sparsity_count_ = 0;
   std::map<std::string, double> metrics_;

@@ -93,6 +93,7 @@ models::PolicyOutput SwitchPolicyImpl::route_masked(const torch::Tensor& x_NH,
   out.routing = kernels::routing_from_mask(keep_NE, probs_NE);
   out.gate_in = x_NH;
   out.scores_NE = probs_NE;
+  out.chosen_NE = torch::one_hot(expert_N, experts_).to(torch::kBool);
   out.dropped_N = keep_NE.any(1).logical_not();
   if (valid_N.defined()) out.dropped_N = out.dropped_N.logical_and(valid_N);  // padding: skipped
   if (n_real > 0) {

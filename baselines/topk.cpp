@@ -1,4 +1,5 @@
-// Top-k softmax routing with renormalised weights and the HF pooled auxiliary loss (§2).
+// Top-k softmax routing with renormalised weights and the HF pooled auxiliary loss (§2), whose
+// per-layer scope AoE uses.
 // Router statistics in fp32 (or wider); experts are full-rank SwiGLU fed by x.
 #include "baselines/topk.h"
 
@@ -21,24 +22,40 @@ models::PolicyOutput TopKPolicyImpl::route(const torch::Tensor& x_NH) {
   return out;
 }
 
-torch::Tensor PooledBalanceLoss::loss(const std::vector<models::PolicyOutput>& layers,
-                                      const torch::Tensor& token_mask_N, bool /*training*/) {
-  std::vector<torch::Tensor> probs, onehot;
-  for (const auto& l : layers) {
-    probs.push_back(l.scores_NE);
-    onehot.push_back(l.active_NE.to(l.scores_NE.scalar_type()));
-  }
-  auto P = torch::cat(probs, 0), F = torch::cat(onehot, 0);  // [L*N, E]
+torch::Tensor SoftmaxBalanceLoss::loss(const std::vector<models::PolicyOutput>& layers,
+                                       const torch::Tensor& token_mask_N, bool /*training*/) {
+  torch::Tensor keep;
   if (mask_padding_ && token_mask_N.defined()) {
-    const auto keep = token_mask_N.reshape({-1}).to(torch::kBool).repeat({int64_t(layers.size())});
-    const auto idx = keep.nonzero().squeeze(1);
-    P = P.index_select(0, idx);
-    F = F.index_select(0, idx);
+    keep = token_mask_N.reshape({-1}).to(torch::kBool).nonzero().squeeze(1);
   }
-  if (P.size(0) == 0) return torch::zeros({}, torch::kFloat);
-  const auto bal = static_cast<double>(P.size(1)) * (F.mean(0) * P.mean(0)).sum();
-  metrics_ = {{"balance_loss", bal.item<double>()}, {"density", F.mean().item<double>()}};
-  return coef_ * bal;
+  // One group of rows per scope unit: every layer's rows together (pooled) or each layer's own.
+  std::vector<std::pair<torch::Tensor, torch::Tensor>> groups;  // (P, F) [rows, E]
+  for (const auto& l : layers) {
+    auto P = l.scores_NE, F = l.active_NE.to(l.scores_NE.scalar_type());
+    if (keep.defined()) {
+      P = P.index_select(0, keep);
+      F = F.index_select(0, keep);
+    }
+    if (scope_ == Scope::kPooled && !groups.empty()) {
+      groups[0] = {torch::cat({groups[0].first, P}), torch::cat({groups[0].second, F})};
+    } else {
+      groups.emplace_back(P, F);
+    }
+  }
+  torch::Tensor total;
+  double density = 0;
+  int64_t counted = 0;
+  for (const auto& [P, F] : groups) {
+    if (P.size(0) == 0) continue;
+    const auto bal = static_cast<double>(P.size(1)) * (F.mean(0) * P.mean(0)).sum();
+    total = total.defined() ? total + bal : bal;
+    density += F.mean().item<double>();
+    ++counted;
+  }
+  if (!total.defined()) return torch::zeros({}, torch::kFloat);
+  metrics_ = {{"balance_loss", total.item<double>() / static_cast<double>(counted)},
+              {"density", density / static_cast<double>(counted)}};
+  return coef_ * total;
 }
 
 const models::MethodSpec& topk_method() {
@@ -55,7 +72,8 @@ const models::MethodSpec& topk_method() {
       return std::make_shared<TopKPolicyImpl>(hidden, o, init_std);
     };
     m.make_controller = [](const models::MoeOptions& o, int64_t /*layers*/) {
-      return std::make_unique<PooledBalanceLoss>(o, o.method_options<TopKOptions>().aux_coef);
+      return std::make_unique<SoftmaxBalanceLoss>(o, o.method_options<TopKOptions>().aux_coef,
+                                                  SoftmaxBalanceLoss::Scope::kPooled);
     };
     m.macs = [](const models::MoeOptions& o, int64_t hidden, double /*density*/) {
       return models::FfnMacs{

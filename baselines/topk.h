@@ -30,20 +30,26 @@ class TopKPolicyImpl : public models::RoutingPolicyImpl {
   int64_t hidden_, experts_, k_;
 };
 
-// HF convention: all layers' tokens concatenated; f_e = mean of the top-k one-hot (sums to k),
-// P_e = mean router probability; loss = coef · E · Σ_e f_e P_e.
-class PooledBalanceLoss : public models::AuxController {
+// The softmax load-balancing loss coef · E · Σ_e f_e P_e, f_e = mean of the chosen one-hot
+// (sums to k), P_e = mean router probability (scores_NE), over one of two scopes:
+//  - kPooled (HF convention; top-k): all layers' tokens concatenated into one set of statistics;
+//  - kPerLayer (the AoE code): each layer's own statistics, the layers' losses summed.
+// Padding rows are left out when mask_padding is set.
+class SoftmaxBalanceLoss : public models::AuxController {
  public:
+  enum class Scope { kPooled, kPerLayer };
   // coef: the loss coefficient (aux_coef of the method using it).
-  PooledBalanceLoss(const models::MoeOptions& opts, double coef)
-      : mask_padding_(opts.mask_padding), coef_(coef) {}
+  SoftmaxBalanceLoss(const models::MoeOptions& opts, double coef, Scope scope)
+      : mask_padding_(opts.mask_padding), coef_(coef), scope_(scope) {}
   torch::Tensor loss(const std::vector<models::PolicyOutput>& layers,
                      const torch::Tensor& token_mask_N, bool training) override;
+  // "balance_loss" (E·Σ f P, pooled, or the mean over layers per layer) and "density".
   std::map<std::string, double> metrics() const override { return metrics_; }
 
  private:
   bool mask_padding_;
   double coef_;
+  Scope scope_;
   std::map<std::string, double> metrics_;
 };
 

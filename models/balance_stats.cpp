@@ -11,13 +11,23 @@ void BalanceStats::add(const std::vector<PolicyOutput>& layers, const torch::Ten
     load_.resize(layers.size());
     k_hist_.resize(layers.size());
     tokens_.assign(layers.size(), 0);
+    dropped_.assign(layers.size(), 0);
+    drops_.assign(layers.size(), false);
+  }
+  torch::Tensor keep;
+  if (token_mask_N.defined()) {
+    keep = token_mask_N.reshape({-1}).to(torch::kCPU).to(torch::kBool).nonzero().squeeze(1);
   }
   for (size_t l = 0; l < layers.size(); ++l) {
-    auto active = layers[l].active_NE.detach().to(torch::kCPU).to(torch::kLong);
-    if (token_mask_N.defined()) {
-      const auto keep =
-          token_mask_N.reshape({-1}).to(torch::kCPU).to(torch::kBool).nonzero().squeeze(1);
-      active = active.index_select(0, keep);
+    const auto& layer = layers[l];
+    const auto& choice = layer.chosen_NE.defined() ? layer.chosen_NE : layer.active_NE;
+    auto active = choice.detach().to(torch::kCPU).to(torch::kLong);
+    if (keep.defined()) active = active.index_select(0, keep);
+    if (layer.dropped_N.defined()) {
+      auto dropped = layer.dropped_N.detach().to(torch::kCPU).to(torch::kLong);
+      if (keep.defined()) dropped = dropped.index_select(0, keep);
+      dropped_[l] += dropped.sum().item<int64_t>();
+      drops_[l] = true;
     }
     const int64_t E = active.size(1);
     if (load_[l].empty()) {
@@ -54,8 +64,9 @@ std::map<std::string, double> BalanceStats::layer_summary(int layer) const {
     var += (x - mean_f) * (x - mean_f);
     max_f = std::max(max_f, x);
     total += x;
-    dead += x < 1.0 / (8.0 * E);
   }
+  // Dead: a share of the load below an eighth of the uniform share 1/E (total = Σ f = mean k).
+  for (double x : f) dead += total > 0 && x / total < 1.0 / (8.0 * E);
   s["cv"] = mean_f > 0 ? std::sqrt(var / E) / mean_f : 0.0;
   s["maxvio"] = mean_f > 0 ? (max_f - mean_f) / mean_f : 0.0;
   double h = 0;
@@ -64,6 +75,7 @@ std::map<std::string, double> BalanceStats::layer_summary(int layer) const {
   }
   s["entropy"] = E > 1 ? h / std::log(E) : 1.0;
   s["dead"] = dead;
+  if (drops_.at(layer)) s["dropped_frac"] = n > 0 ? static_cast<double>(dropped_[layer]) / n : 0.0;
   s["frac_zero"] = n > 0 ? hist[0] / n : 0.0;
   // Quantiles of the active-experts-per-token distribution from its exact histogram.
   auto quantile = [&](double q) {

@@ -68,6 +68,8 @@ struct MethodSpec {
   std::string threshold_option;
   // The number of experts per token varies (FLOPs depend on the measured density).
   bool variable_density = false;
+  // How the method's official code initialises the decoder layers (model.init = "published").
+  LayerInit published_init = LayerInit::kNormal;
 
   bool routed() const { return static_cast<bool>(make_policy); }
 };

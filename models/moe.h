@@ -15,6 +15,15 @@
 
 namespace moebench::models {
 
+// How the decoder layers' weight matrices start (METHODS.md "Initialisation as published").
+//  kNormal:       N(0, init_std) for every matrix (HF's init; what the official top-k model uses).
+//  kTorchDefault: PyTorch's nn.Linear default U(±1/√fan_in) (fan_in = a matrix's last dimension)
+//                 for every matrix of the decoder layers (attention, router or projections,
+//                 experts); the embedding and the head stay N(0, init_std). The official RF, AoE
+//                 and ReMoE models swap their own decoder layers in after HF's init, so these
+//                 layers keep PyTorch's default.
+enum class LayerInit { kNormal, kTorchDefault };
+
 // What one MoE layer's policy decided for N tokens.
 struct PolicyOutput {
   kernels::Routing routing;
@@ -24,6 +33,10 @@ struct PolicyOutput {
   // bool [N, E], no gradient: the pairs `routing` computes. Policies leave it undefined; decide()
   // derives it from the routing, so statistics and kernels can never disagree.
   torch::Tensor active_NE;
+  // bool [N, E], no gradient: what the router chose before a capacity limit dropped pairs
+  // (Switch). Undefined = the same as active_NE. Load statistics are taken from the choice, so
+  // that dropping (which caps load) cannot hide imbalance; drops are counted apart (dropped_N).
+  torch::Tensor chosen_NE;
   torch::Tensor layer_aux;  // per-layer aux loss, undefined when the method has none
   // bool [N]: tokens a capacity limit sent past every expert (residual only); undefined when
   // the method never drops.
@@ -55,6 +68,9 @@ class AuxController {
   virtual torch::Tensor loss(const std::vector<PolicyOutput>& layers,
                              const torch::Tensor& token_mask_N, bool training) = 0;
   virtual void after_optimizer_step() {}
+  // The trainer's micro-batches per optimizer step, for controllers whose update cadence is set
+  // per optimizer step (LambdaCadence); called before training.
+  virtual void set_micro_batches(int /*per_step*/) {}
   // Scalars for logging and checkpoints (e.g. "lambda", "density", "l_eb").
   virtual std::map<std::string, double> metrics() const { return {}; }
   virtual std::map<std::string, double> state() const { return {}; }

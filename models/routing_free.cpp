@@ -58,7 +58,8 @@ std::pair<torch::Tensor, torch::Tensor> unified_balance_terms(const torch::Tenso
 UnifiedBalance::UnifiedBalance(const MoeOptions& opts, int64_t /*layers*/)
     : mask_padding_(opts.mask_padding),
       opts_(opts.method_options<RoutingFreeOptions>()),
-      lambda_(static_cast<float>(opts_.lambda0)) {}
+      lambda_(static_cast<float>(opts_.lambda0)),
+      cadence_(static_cast<int>(opts_.lambda_updates)) {}
 
 torch::Tensor UnifiedBalance::loss(const std::vector<PolicyOutput>& layers,
                                    const torch::Tensor& token_mask_N, bool training) {
@@ -79,9 +80,11 @@ torch::Tensor UnifiedBalance::loss(const std::vector<PolicyOutput>& layers,
   auto l_reg = opts_.eb_weight * l_eb + opts_.tb_weight * l_tb;
   const double rho = M_NC.mean().item<double>();
   const float lambda_used = lambda_;  // the loss uses λ from before this forward's update
-  if (training) {
-    lambda_ =
-        multiplicative_lambda_step(lambda_, rho, opts_.rho_target, opts_.eta, opts_.lambda_bf16);
+  double rho_mean = 0;
+  const int updates = training ? cadence_.observe(rho, &rho_mean) : 0;
+  for (int u = 0; u < updates; ++u) {
+    lambda_ = multiplicative_lambda_step(lambda_, rho_mean, opts_.rho_target, opts_.eta,
+                                         opts_.lambda_bf16);
   }
   metrics_ = {{"density", rho},
               {"density_ratio", rho / opts_.rho_target},
@@ -93,8 +96,15 @@ torch::Tensor UnifiedBalance::loss(const std::vector<PolicyOutput>& layers,
   return lambda_used * l_reg;
 }
 
+std::map<std::string, double> UnifiedBalance::state() const {
+  std::map<std::string, double> s{{"lambda", lambda_}};
+  cadence_.save(s);
+  return s;
+}
+
 void UnifiedBalance::load_state(const std::map<std::string, double>& s) {
   if (auto it = s.find("lambda"); it != s.end()) lambda_ = static_cast<float>(it->second);
+  cadence_.load(s);
 }
 
 const MethodSpec& routing_free_method() {
@@ -131,6 +141,8 @@ const MethodSpec& routing_free_method() {
         /*low_rank=*/true);
     m.threshold_option = "theta";
     m.variable_density = true;
+    // The official code keeps PyTorch's default init in its own decoder layers.
+    m.published_init = models::LayerInit::kTorchDefault;
     return m;
   }();
   return spec;

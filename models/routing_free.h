@@ -2,6 +2,7 @@
 // s_e = γ_e‖A_e x‖ − b_e ≥ θ, plus the unified expert/token balancing loss with adaptive λ.
 #pragma once
 
+#include "models/lambda_rule.h"
 #include "models/method.h"
 #include "models/moe.h"
 
@@ -21,6 +22,7 @@ struct RoutingFreeOptions {
   double eb_weight = 0.5;
   double tb_weight = 0.5;
   bool lambda_bf16 = false;  // true = the official code's bf16 λ (loses precision)
+  int64_t lambda_updates = kPublishedLambdaUpdates;  // λ updates per optimizer step (LambdaCadence)
 
   template <class F>
   void fields(F&& f) {
@@ -35,6 +37,7 @@ struct RoutingFreeOptions {
     f("eb_weight", eb_weight, at_least(0), "weight of the expert-balance term L_EB");
     f("tb_weight", tb_weight, at_least(0), "weight of the token-balance term L_TB");
     f("lambda_bf16", lambda_bf16, any_value(), "round lambda to bf16 as the official code");
+    f("lambda_updates", lambda_updates, at_least(0), kLambdaUpdatesHelp);
   }
 };
 
@@ -60,14 +63,18 @@ class RoutingFreePolicyImpl : public RoutingPolicyImpl {
 };
 TORCH_MODULE(RoutingFreePolicy);
 
-// The unified balancing loss over all layers' scores with the multiplicative λ controller.
+// The unified balancing loss over all layers' scores with the multiplicative λ controller,
+// updated moe.lambda_updates times per optimizer step on the mean ρ of the micro-batches between
+// updates (LambdaCadence); the loss of a forward uses λ from before any update it triggers.
 class UnifiedBalance : public AuxController {
  public:
   UnifiedBalance(const MoeOptions& opts, int64_t layers);
   torch::Tensor loss(const std::vector<PolicyOutput>& layers, const torch::Tensor& token_mask_N,
                      bool training) override;
   std::map<std::string, double> metrics() const override { return metrics_; }
-  std::map<std::string, double> state() const override { return {{"lambda", lambda_}}; }
+  void after_optimizer_step() override { cadence_.end_step(); }
+  void set_micro_batches(int per_step) override { cadence_.set_micro_batches(per_step); }
+  std::map<std::string, double> state() const override;
   void load_state(const std::map<std::string, double>& s) override;
   float lambda() const { return lambda_; }
 
@@ -75,6 +82,7 @@ class UnifiedBalance : public AuxController {
   bool mask_padding_;
   RoutingFreeOptions opts_;
   float lambda_;
+  LambdaCadence cadence_;
   std::map<std::string, double> metrics_;
 };
 

@@ -4,6 +4,8 @@
 
 #include <torch/version.h>
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <cmath>
 #include <stdexcept>
 
@@ -13,10 +15,6 @@ namespace {
 torch::Tensor rotate_half(const torch::Tensor& x) {
   const int64_t d = x.size(-1) / 2;
   return torch::cat({-x.narrow(-1, d, d), x.narrow(-1, 0, d)}, -1);
-}
-
-torch::Tensor init_normal(std::vector<int64_t> shape, double std) {
-  return torch::randn(shape) * std;
 }
 
 }  // namespace
@@ -33,10 +31,11 @@ torch::Tensor RmsNormImpl::forward(const torch::Tensor& x) {
 
 AttentionImpl::AttentionImpl(const ModelOptions& o)
     : q_heads(o.q_heads), kv_heads(o.kv_heads), head_dim(o.head_dim), dropout(o.attn_dropout) {
-  wq = register_parameter("wq", init_normal({q_heads * head_dim, o.hidden}, o.init_std));
-  wk = register_parameter("wk", init_normal({kv_heads * head_dim, o.hidden}, o.init_std));
-  wv = register_parameter("wv", init_normal({kv_heads * head_dim, o.hidden}, o.init_std));
-  wo = register_parameter("wo", init_normal({o.hidden, q_heads * head_dim}, o.init_std));
+  // Drawn by TransformerImpl from the backbone generator (see its comment).
+  wq = register_parameter("wq", torch::empty({q_heads * head_dim, o.hidden}));
+  wk = register_parameter("wk", torch::empty({kv_heads * head_dim, o.hidden}));
+  wv = register_parameter("wv", torch::empty({kv_heads * head_dim, o.hidden}));
+  wo = register_parameter("wo", torch::empty({o.hidden, q_heads * head_dim}));
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
@@ -95,14 +94,47 @@ TransformerImpl::TransformerImpl(const ModelOptions& o) : opts(o) {
     throw std::invalid_argument("q_heads must be a multiple of kv_heads");
   }
   if (o.head_dim % 2 != 0) throw std::invalid_argument("head_dim must be even for RoPE");
+  // The backbone's own generator (see the class comment), seeded from the global one.
+  const auto backbone_seed =
+      static_cast<uint64_t>(torch::randint(int64_t{1} << 62, {1}, torch::kLong).item<int64_t>());
   embed = register_module("embed", torch::nn::Embedding(o.vocab_size, o.hidden));
-  torch::NoGradGuard no_grad;
-  embed->weight.normal_(0, o.init_std);
   for (int64_t l = 0; l < o.layers; ++l) {
     blocks.push_back(register_module("block" + std::to_string(l), Block(o)));
   }
   final_norm = register_module("final_norm", RmsNorm(o.hidden, o.norm_eps));
-  head_VH = register_parameter("head", init_normal({o.vocab_size, o.hidden}, o.init_std));
+  head_VH = register_parameter("head", torch::empty({o.vocab_size, o.hidden}));
+
+  torch::NoGradGuard no_grad;
+  const bool torch_default = o.layer_init == LayerInit::kTorchDefault;
+  // nn.Linear's default: kaiming_uniform(a = √5), whose bound is 1/√fan_in.
+  auto linear_default = [](torch::Tensor& w, c10::optional<at::Generator> gen) {
+    const double bound = 1.0 / std::sqrt(static_cast<double>(w.size(-1)));
+    w.uniform_(-bound, bound, std::move(gen));
+  };
+  auto gen = at::detail::createCPUGenerator(backbone_seed);
+  embed->weight.normal_(0, o.init_std, gen);
+  for (auto& b : blocks) {
+    for (auto* w : {&b->attn->wq, &b->attn->wk, &b->attn->wv, &b->attn->wo}) {
+      if (torch_default) {
+        linear_default(*w, gen);
+      } else {
+        w->normal_(0, o.init_std, gen);
+      }
+    }
+  }
+  head_VH.normal_(0, o.init_std, gen);
+  // The FFN matrices were drawn N(0, init_std) by their modules; the official decoder layers
+  // of RF, AoE and ReMoE redraw them (global generator, parameter order). RF's γ, b and the norm
+  // weights are vectors and keep their values.
+  if (torch_default) {
+    for (auto& b : blocks) {
+      torch::nn::Module& ffn = b->moe ? static_cast<torch::nn::Module&>(*b->moe)
+                                      : static_cast<torch::nn::Module&>(*b->dense);
+      for (auto& p : ffn.parameters()) {
+        if (p.dim() >= 2) linear_default(p, c10::nullopt);
+      }
+    }
+  }
   // RoPE tables: angle(t, i) = t * theta^(-2i/d), duplicated for the rotate-half layout.
   const auto inv_freq =
       torch::pow(o.rope_theta, -torch::arange(0, o.head_dim, 2, torch::kDouble) / o.head_dim);
@@ -113,8 +145,8 @@ TransformerImpl::TransformerImpl(const ModelOptions& o) : opts(o) {
   rope_sin = register_buffer("rope_sin", emb.sin().to(torch::kFloat));
 }
 
-ForwardOutput TransformerImpl::forward(const torch::Tensor& input_ids_BT,
-                                       const torch::Tensor& mask_BT) {
+ForwardOutput TransformerImpl::trunk(const torch::Tensor& input_ids_BT,
+                                     const torch::Tensor& mask_BT) {
   const int64_t T = input_ids_BT.size(1);
   if (mask_BT.defined() && mask_BT.sizes() != input_ids_BT.sizes()) {
     throw std::invalid_argument("token mask shape does not match the input ids [B, T]");
@@ -130,8 +162,20 @@ ForwardOutput TransformerImpl::forward(const torch::Tensor& input_ids_BT,
   // Rows are flattened batch-major, as the blocks flatten x.
   const auto valid_N = mask_BT.defined() ? mask_BT.reshape({-1}) : torch::Tensor();
   for (auto& b : blocks) x = b->forward(x, cos, sin, &out.routing, valid_N);
-  out.logits = torch::linear(final_norm->forward(x), head_VH);
+  out.hidden = final_norm->forward(x);
   return out;
+}
+
+ForwardOutput TransformerImpl::forward(const torch::Tensor& input_ids_BT,
+                                       const torch::Tensor& mask_BT) {
+  ForwardOutput out = trunk(input_ids_BT, mask_BT);
+  out.logits = head_logits(out.hidden);
+  out.hidden = torch::Tensor();
+  return out;
+}
+
+torch::Tensor TransformerImpl::head_logits(const torch::Tensor& hidden_NH) const {
+  return torch::linear(hidden_NH, head_VH);
 }
 
 void TransformerImpl::set_theta(double theta) {
@@ -149,14 +193,19 @@ ParamCount count_parameters(TransformerImpl& model) {
   return c;
 }
 
-torch::Tensor masked_lm_loss(const torch::Tensor& logits_BTV, const torch::Tensor& targets_BT,
-                             const torch::Tensor& mask_BT) {
+torch::Tensor masked_lm_nll_sum(const torch::Tensor& logits_BTV, const torch::Tensor& targets_BT,
+                                const torch::Tensor& mask_BT) {
   const int64_t V = logits_BTV.size(-1);
   const auto nll = torch::nn::functional::cross_entropy(
       logits_BTV.reshape({-1, V}).to(torch::kFloat), targets_BT.reshape({-1}),
       torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
-  const auto m = mask_BT.reshape({-1}).to(torch::kFloat);
-  return (nll * m).sum() / m.sum().clamp_min(1.0);
+  return (nll * mask_BT.reshape({-1}).to(torch::kFloat)).sum();
+}
+
+torch::Tensor masked_lm_loss(const torch::Tensor& logits_BTV, const torch::Tensor& targets_BT,
+                             const torch::Tensor& mask_BT) {
+  const auto real = mask_BT.reshape({-1}).to(torch::kFloat).sum().clamp_min(1.0);
+  return masked_lm_nll_sum(logits_BTV, targets_BT, mask_BT) / real;
 }
 
 }  // namespace moebench::models

@@ -25,6 +25,7 @@ struct ModelOptions {
   double norm_eps = 1e-5;
   double attn_dropout = 0.05;
   double init_std = 0.02;
+  LayerInit layer_init = LayerInit::kNormal;
   MoeOptions moe;
   // Builds each block's routing policy (the method's MethodSpec::make_policy). Null = the dense
   // baseline: one SwiGLU FFN per block, dense_intermediate wide.
@@ -45,6 +46,7 @@ TORCH_MODULE(RmsNorm);
 
 class AttentionImpl : public torch::nn::Module {
  public:
+  // The weights are allocated, not drawn: TransformerImpl draws them from its backbone generator.
   explicit AttentionImpl(const ModelOptions& o);
   // x [B, T, H]; cos/sin [T, head_dim]
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
@@ -68,16 +70,28 @@ class BlockImpl : public torch::nn::Module {
 TORCH_MODULE(Block);
 
 struct ForwardOutput {
-  torch::Tensor logits;               // [B, T, V]
+  torch::Tensor logits;               // [B, T, V] (forward only)
+  torch::Tensor hidden;               // [B, T, H] after the final norm (trunk only)
   std::vector<PolicyOutput> routing;  // one per MoE layer
 };
 
+// Initialisation order, so that runs of different methods with the same seed share what their
+// shapes allow: a backbone seed is drawn from the global generator first; the embedding, every
+// block's attention and the head are then drawn from a generator of that seed, in that order, and
+// the MoE (or dense) FFN weights from the global generator. Two methods with equal backbone sizes
+// and the same layer init start from the same embedding, attention and head.
 class TransformerImpl : public torch::nn::Module {
  public:
   explicit TransformerImpl(const ModelOptions& o);
   // mask_BT (optional, nonzero = real token) reaches every MoE layer's policy, so padding can
   // stay out of decisions that couple tokens (Switch capacity); undefined = all real.
   ForwardOutput forward(const torch::Tensor& input_ids_BT, const torch::Tensor& mask_BT = {});
+  // Everything but the head: `hidden` holds the final-norm states, logits stay undefined.
+  // head_logits(hidden rows) then gives the logits of only the positions a caller needs (the
+  // zero-shot scorer: a V-wide head over every position costs as much as the rest of a small
+  // model).
+  ForwardOutput trunk(const torch::Tensor& input_ids_BT, const torch::Tensor& mask_BT = {});
+  torch::Tensor head_logits(const torch::Tensor& hidden_NH) const;
   void set_theta(double theta);  // RF: the inference-time compute knob
 
   ModelOptions opts;
@@ -100,5 +114,9 @@ ParamCount count_parameters(TransformerImpl& model);
 // Cross-entropy over positions where mask_BT is 1 (padding excluded), mean over real tokens.
 torch::Tensor masked_lm_loss(const torch::Tensor& logits_BTV, const torch::Tensor& targets_BT,
                              const torch::Tensor& mask_BT);
+// The same cross-entropy summed over the real tokens (fp32): the trainer divides the sum over a
+// step's micro-batches by the step's real tokens (METHODS.md: total NLL / total real tokens).
+torch::Tensor masked_lm_nll_sum(const torch::Tensor& logits_BTV, const torch::Tensor& targets_BT,
+                                const torch::Tensor& mask_BT);
 
 }  // namespace moebench::models

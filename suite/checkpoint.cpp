@@ -101,6 +101,12 @@ Json read_json(const fs::path& path) {
   }
 }
 
+// Where the model's weights live (its first parameter's device; the CPU for an empty model).
+torch::Device model_device(models::TransformerImpl& model) {
+  const auto params = model.parameters();
+  return params.empty() ? torch::Device(torch::kCPU) : params.front().device();
+}
+
 std::string step_name(int64_t step) { return fmt::format("step-{:09d}", step); }
 
 // The step of a "step-<N>" folder name, or -1.
@@ -211,6 +217,13 @@ void save_checkpoint(const fs::path& run_dir, const RunConfig& cfg, models::Tran
       std::lock_guard<std::mutex> lock(gen.mutex());
       archive.write("rng_cpu", gen.get_state());
     }
+    // On a GPU, dropout and Switch's jitter draw from the device's generator: exact resume
+    // needs its state too.
+    if (const auto device = model_device(model); device.is_cuda()) {
+      auto gen = at::globalContext().defaultGenerator(device);
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      archive.write("rng_cuda", gen.get_state());
+    }
     save_archive(archive, tmp / "model.pt");
     fault_point("checkpoint.model_written", state.step);
     Json j;
@@ -316,11 +329,20 @@ CheckpointState load_checkpoint(const fs::path& checkpoint, models::TransformerI
       torch::serialize::InputArchive optim_archive;
       archive.read("optimizer", optim_archive);
       optimizer->load(optim_archive);
+      // load_from moved every tensor to `device`; generator states are CPU byte tensors.
       torch::Tensor rng;
       archive.read("rng_cpu", rng);
-      auto gen = at::detail::getDefaultCPUGenerator();
-      std::lock_guard<std::mutex> lock(gen.mutex());
-      gen.set_state(rng);
+      {
+        auto gen = at::detail::getDefaultCPUGenerator();
+        std::lock_guard<std::mutex> lock(gen.mutex());
+        gen.set_state(rng.to(torch::kCPU));
+      }
+      torch::Tensor rng_cuda;
+      if (device.is_cuda() && archive.try_read("rng_cuda", rng_cuda)) {
+        auto gen = at::globalContext().defaultGenerator(model_device(model));
+        std::lock_guard<std::mutex> lock(gen.mutex());
+        gen.set_state(rng_cuda.to(torch::kCPU));
+      }
     }
   } catch (const c10::Error& e) {
     throw std::runtime_error(path.string() +

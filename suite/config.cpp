@@ -71,6 +71,7 @@ void for_each_field(Cfg& c, Visit&& visit) {
   visit("model", "norm_eps", m.norm_eps, positive(), kExperiment);
   visit("model", "attn_dropout", m.attn_dropout, upper_open(0, 1), kExperiment);
   visit("model", "init_std", m.init_std, positive(), kExperiment);
+  visit("model", "init", m.init, one_of({"published", "normal"}), kExperiment);
 
   // The keys every method shares, then each method's own (the registry's merged list).
   auto& e = c.moe;
@@ -584,6 +585,8 @@ Json identity(const RunConfig& cfg) {
                      j[section].erase(name);
                    }
                  });
+  // Recipe 1 keys had no entry: they stay as they were.
+  if (kRecipeVersion > 1) j["recipe"] = kRecipeVersion;
   return j;
 }
 

@@ -35,6 +35,10 @@ struct ModelConfig {
   double norm_eps = 1e-5;
   double attn_dropout = 0.05;
   double init_std = 0.02;
+  // published: each method as its authors' code starts it (top-k, Switch, Self-Routing, dense:
+  // N(0, init_std) everywhere; RF, AoE, ReMoE: PyTorch's default U(±1/√fan_in) in the decoder
+  // layers, models::LayerInit). normal: N(0, init_std) for every method (a fair comparison).
+  std::string init = "published";
 };
 
 // The moe section: the keys every method shares and the method's own (models/options.h); each
@@ -117,6 +121,14 @@ void validate(const RunConfig& cfg);
 std::vector<std::string> config_keys();
 
 // --- identity ---------------------------------------------------------------------------------
+
+// The training recipe's generation, part of every run's identity. Bump it when a change to the
+// trainer or a method moves the curves of an unchanged config, so that runs stored under the old
+// recipe are never taken as done for the new one (the golden curves of suite/tests/golden/
+// show such a change). 1: up to issue 12. 2: issue 12's published recipe (λ cadence, published
+// init, per-layer AoE aux, step-0 warm-up, token-weighted LM loss over a step, γ decayed, paired
+// backbone init).
+inline constexpr int kRecipeVersion = 2;
 
 // Canonical JSON: every field, sorted keys, compact, shortest round-trip doubles (what a run
 // row stores; config_from_json reads it back).

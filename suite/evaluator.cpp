@@ -218,21 +218,42 @@ ScoreFn model_scorer(models::TransformerImpl& model, torch::Device device, int64
       const auto inputs_BT = torch::from_blob(ids.data(), {B, L}, torch::kLong).clone().to(device);
       const auto mask_BT = torch::from_blob(real.data(), {B, L}, torch::kFloat).clone().to(device);
       // The mask keeps padding out of routing decisions that couple tokens (Switch capacity).
-      const auto logits_BTV = model.forward(inputs_BT, mask_BT).logits;
+      const auto hidden_BTH = model.trunk(inputs_BT, mask_BT).hidden;
+      // The head only at the scored positions: row b's position c-1 (the last context token)
+      // predicts the first continuation token, and so on for its k continuation tokens.
+      std::vector<int64_t> rows, targets;
       for (int64_t b = 0; b < B; ++b) {
         const ScoreRequest& r = requests[order[start + b]];
-        const auto k = static_cast<int64_t>(r.continuation.size());
         const auto c = static_cast<int64_t>(r.context.size());
-        // Position c-1 (the last context token) predicts the first continuation token.
-        const auto logits_KV = logits_BTV[b].narrow(0, c - 1, k).to(torch::kFloat);
-        std::vector<int64_t> target(r.continuation.begin(), r.continuation.end());
-        const auto target_K = torch::from_blob(target.data(), {k}, torch::kLong).clone().to(device);
-        const auto logprob_K =
-            torch::log_softmax(logits_KV, -1).gather(1, target_K.unsqueeze(1)).squeeze(1);
+        for (size_t j = 0; j < r.continuation.size(); ++j) {
+          rows.push_back(b * L + c - 1 + static_cast<int64_t>(j));
+          targets.push_back(r.continuation[j]);
+        }
+      }
+      const auto P = static_cast<int64_t>(rows.size());
+      const auto rows_P = torch::from_blob(rows.data(), {P}, torch::kLong).clone().to(device);
+      const auto target_P = torch::from_blob(targets.data(), {P}, torch::kLong).clone().to(device);
+      const auto logits_PV =
+          model.head_logits(hidden_BTH.reshape({B * L, -1}).index_select(0, rows_P))
+              .to(torch::kFloat);
+      const auto logprob_P =
+          torch::log_softmax(logits_PV, -1).gather(1, target_P.unsqueeze(1)).squeeze(1);
+      const auto hit_P = logits_PV.argmax(-1).eq(target_P);
+      const auto logprob = logprob_P.to(torch::kDouble).to(torch::kCPU);
+      const auto hit = hit_P.to(torch::kCPU);
+      const double* lp = logprob.data_ptr<double>();
+      const bool* h = hit.data_ptr<bool>();
+      int64_t p = 0;
+      for (int64_t b = 0; b < B; ++b) {
         ScoreResult& res = out[order[start + b]];
-        res.logprob = logprob_K.to(torch::kDouble).sum().item<double>();
+        const auto k = static_cast<int64_t>(requests[order[start + b]].continuation.size());
+        res.logprob = 0;
+        res.greedy = true;
+        for (int64_t j = 0; j < k; ++j, ++p) {
+          res.logprob += lp[p];
+          res.greedy = res.greedy && h[p];
+        }
         res.tokens = k;
-        res.greedy = logits_KV.argmax(-1).eq(target_K).all().item<bool>();
       }
       start = end;
     }

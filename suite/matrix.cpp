@@ -90,8 +90,10 @@ std::vector<PlannedRun> load_plan(const std::filesystem::path& plan) {
   for (const auto& size : sizes) {
     // Sizes that are not built-in names are TOML files next to the plan.
     const std::string base = is_named_config(size) ? size : (plan.parent_path() / size).string();
-    for (const auto& method : methods) {
-      for (int64_t seed : seeds) {
+    // Seed-major: every method's run of one seed before the next seed, so a matrix stopped part
+    // way holds complete paired sets (the verdicts compare methods within a seed).
+    for (int64_t seed : seeds) {
+      for (const auto& method : methods) {
         std::vector<std::string> o = {"moe.method=" + method, fmt::format("train.seed={}", seed)};
         o.insert(o.end(), sets.begin(), sets.end());
         if (auto it = per_method.find(method); it != per_method.end()) {

@@ -42,6 +42,7 @@ models::ModelOptions model_options(const RunConfig& c, int64_t vocab_size) {
   if (method.adjust) method.adjust(o.moe, o.hidden);
   o.make_policy = method.make_policy;
   if (method.ffn_width) o.dense_intermediate = method.ffn_width(o.moe);
+  o.layer_init = c.model.init == "published" ? method.published_init : models::LayerInit::kNormal;
   return o;
 }
 

@@ -125,10 +125,14 @@ void Trainer::setup() {
   total_steps_ = cfg_.train.steps > 0 ? cfg_.train.steps
                                       : ctx_.train_sampler->num_samples() / cfg_.data.batch_size;
   controller_ = baselines::make_controller(ctx_.model->opts.moe, cfg_.model.layers);
+  if (controller_) controller_->set_micro_batches(accum_);
 
-  // Weight decay on matrices only: biases, norm weights and RF's γ/b are 1-D.
+  // Weight decay on everything but biases and norm weights, as the official code (RF's γ decays,
+  // its offset b, a bias, does not).
   std::vector<torch::Tensor> decay, no_decay;
-  for (auto& p : ctx_.model->parameters()) (p.dim() >= 2 ? decay : no_decay).push_back(p);
+  for (auto& p : ctx_.model->named_parameters()) {
+    (takes_weight_decay(p.key()) ? decay : no_decay).push_back(p.value());
+  }
   auto make = [&](double wd) {
     return std::make_unique<torch::optim::AdamWOptions>(
         torch::optim::AdamWOptions(cfg_.optim.lr)
@@ -174,7 +178,8 @@ bool Trainer::resume() {
 double Trainer::lr_at(int64_t step) const {
   const double peak = cfg_.optim.lr;
   const int64_t warm = cfg_.optim.warmup_steps;
-  if (step < warm) return peak * static_cast<double>(step + 1) / warm;
+  // Step 0 runs at learning rate 0, as the reference trainer's linear warm-up does.
+  if (step < warm) return peak * static_cast<double>(step) / warm;
   const double frac = total_steps_ > warm ? static_cast<double>(step - warm) /
                                                 static_cast<double>(total_steps_ - warm)
                                           : 1.0;
@@ -320,22 +325,30 @@ StepResult Trainer::train_step() {
   for (auto& g : optim_->param_groups()) {
     static_cast<torch::optim::AdamWOptions&>(g.options()).lr(r.lr);
   }
-  double lm_sum = 0, aux_sum = 0, density_sum = 0;
+  // The step's micro-batches first: the LM loss is the step's total NLL over its total real
+  // tokens, so each micro-batch's NLL sum is divided by the step's token count (a mean of
+  // per-micro-batch means would weight short micro-batches up).
+  std::vector<eval::BatchTensors> batches;
   for (int m = 0; m < accum_; ++m) {
-    const auto b =
-        eval::to_tensors(ctx_.train_sampler->batch(state_.step * accum_ + m), ctx_.device);
+    batches.push_back(
+        eval::to_tensors(ctx_.train_sampler->batch(state_.step * accum_ + m), ctx_.device));
+    r.tokens += batches.back().real_tokens;
+  }
+  const double step_tokens = static_cast<double>(std::max<int64_t>(1, r.tokens));
+  double nll_sum = 0, aux_sum = 0, density_sum = 0;
+  for (const auto& b : batches) {
     auto out = ctx_.model->forward(b.inputs_BT, b.mask_BT);
-    auto lm = models::masked_lm_loss(out.logits, b.targets_BT, b.mask_BT);
-    auto loss = lm;
+    const auto nll = models::masked_lm_nll_sum(out.logits, b.targets_BT, b.mask_BT);
+    auto loss = nll / step_tokens;
     if (controller_) {
+      // The balancing terms are per micro-batch means: averaged over the step's micro-batches.
       auto aux = controller_->loss(out.routing, b.mask_BT.reshape({-1}), /*training=*/true);
       aux_sum += aux.item<double>();
-      loss = loss + aux;
+      loss = loss + aux / accum_;
     }
     density_sum += routed_density(out.routing, b.mask_BT);
-    (loss / accum_).backward();
-    lm_sum += lm.item<double>();
-    r.tokens += b.real_tokens;
+    loss.backward();
+    nll_sum += nll.item<double>();
   }
   r.grad_norm = cfg_.optim.grad_clip > 0 ? torch::nn::utils::clip_grad_norm_(
                                                ctx_.model->parameters(), cfg_.optim.grad_clip)
@@ -343,7 +356,7 @@ StepResult Trainer::train_step() {
   optim_->step();
   optim_->zero_grad();
   if (controller_) controller_->after_optimizer_step();
-  r.lm_loss = lm_sum / accum_;
+  r.lm_loss = nll_sum / step_tokens;
   r.aux_loss = aux_sum / accum_;
   r.density = density_sum / accum_;
   return r;
@@ -578,6 +591,15 @@ TrainResult Trainer::run() {
 }  // namespace
 
 void request_stop() { g_stop.store(true); }
+
+bool takes_weight_decay(const std::string& parameter_name) {
+  auto ends_with = [&](const std::string& suffix) {
+    return parameter_name.size() >= suffix.size() &&
+           parameter_name.compare(parameter_name.size() - suffix.size(), suffix.size(), suffix) ==
+               0;
+  };
+  return !(parameter_name == "bias" || ends_with(".bias") || ends_with("norm.weight"));
+}
 
 TrainResult train(const TrainOptions& opts) {
   g_stop.store(false);

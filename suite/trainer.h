@@ -43,6 +43,11 @@ class RunBusy : public std::runtime_error {
 // any row is written; failures during training mark the run 'failed' and rethrow.
 TrainResult train(const TrainOptions& opts);
 
+// Whether AdamW's weight decay applies to the parameter of this name (a model's
+// named_parameters() key): everything except biases ("...bias") and norm weights
+// ("...norm.weight"), as the official code excludes them (RF's γ decays; its offset b does not).
+bool takes_weight_decay(const std::string& parameter_name);
+
 // Set by SIGINT/SIGTERM handlers: the trainer checkpoints and stops at the next step boundary.
 void request_stop();
 

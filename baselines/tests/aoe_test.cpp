@@ -83,18 +83,22 @@ TEST(Aoe, ControllerOnlyForThePaperVariant) {
   o.params.set("aux_coef", 0.01);
   auto ctl = baselines::make_controller(o, 2);
   ASSERT_NE(ctl, nullptr);
-  // Two layers, two tokens each; loss = α·E·Σ f_e P_e over all 4 rows pooled.
+  // Two layers, two tokens each; loss = Σ_layers α·E·Σ f_e P_e, each layer over its own 2 rows
+  // (the AoE code computes the aux loss per layer; pooling the 4 rows gives another number).
   torch::manual_seed(1);
   AoePolicyImpl p(6, o, 0.5);
   const auto x1 = torch::randn({2, 6}), x2 = torch::randn({2, 6});
   const auto l1 = models::decide(p, x1), l2 = models::decide(p, x2);
-  const auto P = torch::cat({l1.scores_NE, l2.scores_NE}).detach();
-  const auto F = torch::cat({l1.active_NE, l2.active_NE}).to(torch::kFloat);
-  double expect = 0;
-  for (int64_t e = 0; e < 4; ++e) {
-    expect += F.select(1, e).mean().item<double>() * P.select(1, e).mean().item<double>();
-  }
-  expect *= 0.01 * 4;
+  auto layer_term = [](const models::PolicyOutput& l) {
+    const auto P = l.scores_NE.detach();
+    const auto F = l.active_NE.to(torch::kFloat);
+    double sum = 0;
+    for (int64_t e = 0; e < 4; ++e) {
+      sum += F.select(1, e).mean().item<double>() * P.select(1, e).mean().item<double>();
+    }
+    return 0.01 * 4 * sum;
+  };
+  const double expect = layer_term(l1) + layer_term(l2);
   EXPECT_NEAR(ctl->loss({l1, l2}, {}, true).item<double>(), expect, 1e-7);
   EXPECT_DOUBLE_EQ(ctl->metrics().at("density"), 0.5);  // K / E
   o.params.set("aoe_variant", "bogus");

@@ -139,6 +139,8 @@ TEST(ReMoEController, LoadWeightedL1ByHand) {
 TEST(ReMoEController, RfPaperVariantHandCase) {
   auto o = remoe_options(4, 2);
   o.params.set("remoe_variant", "rf_paper");  // λ₀ = .01, η = .1, ρ* = .25
+  // One update per training forward here (the cadence has its own test: lambda_cadence_test).
+  o.params.set("lambda_updates", int64_t{0});
   ReMoEBalance bal(o);
   EXPECT_TRUE(bal.rf_paper());
   EXPECT_FLOAT_EQ(bal.lambda(), 0.01f);

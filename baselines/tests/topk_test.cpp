@@ -96,7 +96,7 @@ TEST(TopK, DoublePrecisionFiniteDifferences) {
   moebench::testing::expect_gradients_match_finite_differences(layer->parameters(), f);
 }
 
-TEST(TopK, PooledAuxLossByHand) {
+TEST(TopK, AuxLossByHandPooledAndPerLayer) {
   // Two layers, two tokens each, E = 2, k = 1. Layer 0: p = [[.8,.2],[.6,.4]], both pick 0.
   // Layer 1: p = [[.3,.7],[.5,.5] -> picks 1 then 0 (topk tie goes to the lower index)].
   // Pooled over 4 rows: f = [3/4, 1/4], P = [(.8+.6+.3+.5)/4, (.2+.4+.7+.5)/4] = [.55, .45]
@@ -106,10 +106,20 @@ TEST(TopK, PooledAuxLossByHand) {
   a.active_NE = torch::tensor({1, 0, 1, 0}).view({2, 2}).to(torch::kBool);
   b.scores_NE = torch::tensor({.3f, .7f, .5f, .5f}).view({2, 2});
   b.active_NE = torch::tensor({0, 1, 1, 0}).view({2, 2}).to(torch::kBool);
-  PooledBalanceLoss loss(topk_options(2, 4, 1), /*coef=*/0.01);
+  SoftmaxBalanceLoss loss(topk_options(2, 4, 1), /*coef=*/0.01, SoftmaxBalanceLoss::Scope::kPooled);
   EXPECT_NEAR(loss.loss({a, b}, {}, true).item<double>(), 0.01 * 1.05, 1e-7);
   // Padding rows (token 1) leave the pool: f = [1/2, 1/2], P = [.55, .45] -> 2·.5 = 1.0
   EXPECT_NEAR(loss.loss({a, b}, torch::tensor({1, 0}), true).item<double>(), 0.01 * 1.0, 1e-7);
+
+  // Per layer (the AoE code's scope), the same rows. Layer 0: f = [1, 0], P = [.7, .3] ->
+  // 2·.7 = 1.4; layer 1: f = [.5, .5], P = [.4, .6] -> 2·(.2 + .3) = 1.0; summed: 2.4.
+  SoftmaxBalanceLoss per_layer(topk_options(2, 4, 1), /*coef=*/0.01,
+                               SoftmaxBalanceLoss::Scope::kPerLayer);
+  EXPECT_NEAR(per_layer.loss({a, b}, {}, true).item<double>(), 0.01 * 2.4, 1e-7);
+  EXPECT_NEAR(per_layer.metrics().at("balance_loss"), 1.2, 1e-6);  // mean over layers
+  // Without token 1: layer 0 f = [1, 0], P = [.8, .2] -> 1.6; layer 1 f = [0, 1], P = [.3, .7]
+  // -> 1.4; summed 3.0 (pooled would give 1.0: the scope matters).
+  EXPECT_NEAR(per_layer.loss({a, b}, torch::tensor({1, 0}), true).item<double>(), 0.01 * 3.0, 1e-7);
 }
 
 }  // namespace

@@ -170,6 +170,7 @@ TEST(UnifiedBalanceController, SignClampAndOldLambda) {
   // The loss of a forward uses the λ from before that forward's update.
   MoeOptions o = rf_options(2, 4, 1);
   o.params.set("lambda0", 0.1);
+  o.params.set("lambda_updates", int64_t{0});  // one update per forward (the cadence test: below)
   UnifiedBalance bal(o, 1);
   PolicyOutput p;
   p.scores_NE = torch::tensor({2.0f, 0.5f, 3.0f, 1.5f}).view({2, 2});

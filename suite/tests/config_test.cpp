@@ -377,6 +377,7 @@ TEST(ConfigTest, RunKeyChangesWithEveryFieldAndSeed) {
       {"model.norm_eps", "1e-6"},
       {"model.attn_dropout", "0"},
       {"model.init_std", "0.01"},
+      {"model.init", "normal"},
       {"moe.method", "topk"},
       {"moe.experts", "16"},
       {"moe.intermediate", "256"},
@@ -392,6 +393,7 @@ TEST(ConfigTest, RunKeyChangesWithEveryFieldAndSeed) {
       {"moe.tb_weight", "0.6"},
       {"moe.mask_padding", "false"},
       {"moe.lambda_bf16", "true"},
+      {"moe.lambda_updates", "4"},
       {"moe.top_k", "2"},
       {"moe.aux_coef", "0.02"},
       {"moe.capacity_factor_train", "1.5"},
@@ -496,12 +498,34 @@ TEST(ConfigTest, RunKeyCoversOnlyTheSelectedMethodsOptions) {
 // Frozen keys: a change that moves any of these (a renamed field, a new field that enters the
 // key at its default, a changed default) orphans every stored run and checkpoint, so it must be
 // deliberate: update the values here and say why in the commit.
+TEST(ConfigTest, RecipeSettingsOfTheNamedConfigs) {
+  // λ moves 2 times per optimizer step at S (and in the CPU configs), 4 at M and L, as the
+  // official runs did; the published initialisation is the default everywhere.
+  for (const char* size : {"S", "micro", "tiny"}) {
+    EXPECT_EQ(named_config(size).moe.params.get<int64_t>("lambda_updates"), 2) << size;
+  }
+  for (const char* size : {"M", "L"}) {
+    EXPECT_EQ(named_config(size).moe.params.get<int64_t>("lambda_updates"), 4) << size;
+  }
+  for (const auto& size : named_config_names())
+    EXPECT_EQ(named_config(size).model.init, "published");
+  EXPECT_THROW(load_config("tiny", {"model.init=same"}), ConfigError);
+  EXPECT_THROW(load_config("tiny", {"moe.lambda_updates=-1"}), ConfigError);
+  // The init and the cadence are part of the experiment; the recipe generation is in the key.
+  const auto base = load_config("tiny");
+  EXPECT_NE(run_key(base), run_key(load_config("tiny", {"model.init=normal"})));
+  EXPECT_NE(run_key(base), run_key(load_config("tiny", {"moe.lambda_updates=1"})));
+  EXPECT_NE(identity_json(base).find("\"recipe\":" + std::to_string(kRecipeVersion)),
+            std::string::npos);
+}
+
 TEST(ConfigTest, RunKeysOfTheNamedConfigsAreFrozen) {
+  // Recipe 2 (issue 12: the published recipe; kRecipeVersion) moved every key on purpose.
   const std::map<std::string, std::string> frozen = {
-      {"routing_free", "a6fdb2f16e96499d"}, {"topk", "1fa6c68ee193aded"},
-      {"switch", "98c4fe43848e64c3"},       {"remoe", "7d557edb22166fdd"},
-      {"aoe", "ab5e95499f1ba877"},          {"self_routing", "c07f41ae92c0bb36"},
-      {"dense", "a95e856f79cdc674"},
+      {"routing_free", "8e8967fe086edb60"}, {"topk", "44beedb863dbdf0e"},
+      {"switch", "27f2e522f242ee38"},       {"remoe", "dc1b2c54c77d7bff"},
+      {"aoe", "690958476035123e"},          {"self_routing", "62b061141056068e"},
+      {"dense", "0686775f956d4190"},
   };
   for (const auto& [method, key] : frozen) {
     EXPECT_EQ(run_key(load_config("tiny", {"moe.method=" + method})), key) << method;

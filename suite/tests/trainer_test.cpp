@@ -7,8 +7,11 @@
 #include <random>
 #include <set>
 
+#include "baselines/registry.h"
 #include "datasets/tests/test_util.h"
+#include "suite/evaluator.h"
 #include "suite/matrix.h"
+#include "suite/run_context.h"
 #include "suite/store.h"
 #include "suite/trainer.h"
 
@@ -72,6 +75,64 @@ TEST(Trainer, ResumeReproducesTheUninterruptedRun) {
   EXPECT_GT(steps_a.back().lambda, steps_a.front().lambda);
   // A finished run is skipped, not retrained.
   EXPECT_TRUE(train(tiny(a_dir, sets)).skipped);
+}
+
+TEST(Trainer, FirstStepRunsAtLearningRateZeroAndItsLmLossIsTokenWeighted) {
+  SKIP_WITHOUT_BPE8K();
+  // No dropout, so the step's forwards can be repeated outside the trainer exactly.
+  const std::vector<std::string> sets = {"train.steps=2", "train.eval_every=0",
+                                         "model.attn_dropout=0", "moe.method=topk"};
+  const auto dir = scratch("step_loss");
+  const auto opts = tiny(dir, sets);
+  const auto r = train(opts);
+  ASSERT_EQ(r.status, RunStatus::kDone);
+  Store store(dir / "db.sqlite");
+  const auto steps = store.steps(r.run_key);
+  ASSERT_EQ(steps.size(), 2u);
+  // Warm-up as the reference trainer: lr = peak·step/warm-up, so step 0 runs at 0.
+  EXPECT_EQ(steps[0].lr, 0.0);
+  EXPECT_DOUBLE_EQ(steps[1].lr, opts.cfg.optim.lr / opts.cfg.optim.warmup_steps);
+
+  // The logged LM loss of step 0 is the total NLL of its two micro-batches over their total
+  // real tokens, recomputed here in double from the initial weights (same seed, same batches).
+  auto ctx = build_run_context(opts.cfg, opts.data_dir, Splits::kTrainAndValidation);
+  ctx.model->train();
+  torch::NoGradGuard no_grad;
+  double nll = 0;
+  std::vector<double> means;
+  std::vector<int64_t> tokens;
+  for (int m = 0; m < grad_accum(opts.cfg.data); ++m) {
+    const auto b = eval::to_tensors(ctx.train_sampler->batch(m), ctx.device);
+    const auto logp = torch::log_softmax(
+        ctx.model->forward(b.inputs_BT, b.mask_BT).logits.to(torch::kDouble), -1);
+    const auto picked = logp.gather(-1, b.targets_BT.unsqueeze(-1)).squeeze(-1);
+    const double sum = -(picked * b.mask_BT.to(torch::kDouble)).sum().item<double>();
+    nll += sum;
+    tokens.push_back(b.real_tokens);
+    means.push_back(sum / static_cast<double>(b.real_tokens));
+  }
+  ASSERT_EQ(tokens.size(), 2u);
+  ASSERT_NE(tokens[0], tokens[1]) << "the check needs micro-batches of different lengths";
+  const double expect = nll / static_cast<double>(tokens[0] + tokens[1]);
+  EXPECT_NEAR(steps[0].lm_loss, expect, 1e-5);
+  // The mean of the two means (the old definition) is measurably another number.
+  EXPECT_GT(std::abs((means[0] + means[1]) / 2 - expect), 1e-4);
+}
+
+TEST(Trainer, WeightDecaySkipsOnlyBiasesAndNormWeights) {
+  auto cfg = load_config("tiny", {"moe.method=routing_free"});
+  torch::manual_seed(1);
+  models::Transformer model(model_options(cfg, 64));
+  std::set<std::string> skipped;
+  for (const auto& p : model->named_parameters()) {
+    if (!takes_weight_decay(p.key())) skipped.insert(p.key());
+  }
+  std::set<std::string> expect = {"final_norm.weight"};
+  for (int l = 0; l < cfg.model.layers; ++l) {
+    const std::string b = "block" + std::to_string(l) + ".";
+    expect.insert({b + "attn_norm.weight", b + "ffn_norm.weight", b + "moe.policy.bias"});
+  }
+  EXPECT_EQ(skipped, expect);  // RF's γ (block*.moe.policy.gamma) decays: it is no bias
 }
 
 TEST(Trainer, DivergenceIsRecorded) {
@@ -166,6 +227,12 @@ TEST(MatrixPlan, ExpandsMethodsSizesSeedsWithOverrides) {
     EXPECT_EQ(r.run_key, run_key(r.cfg));
   }
   EXPECT_EQ(keys.size(), 6u) << "run keys must differ across methods and seeds";
+  // Seed-major order: the three methods of seed 1, then those of seed 2.
+  const std::vector<std::string> order = {"routing_free", "topk", "dense"};
+  for (size_t i = 0; i < runs.size(); ++i) {
+    EXPECT_EQ(runs[i].seed, i < 3 ? 1 : 2) << i;
+    EXPECT_EQ(runs[i].method, order[i % 3]) << i;
+  }
 }
 
 TEST(MatrixPlan, BadPlansNameTheProblem) {
