@@ -6,7 +6,7 @@ MOEBENCH := $(BUILD)/moebench
 CMAKE_FLAGS ?=
 export MOEBENCH_DATA ?= $(CURDIR)/data
 
-.PHONY: all setup configure build data test run smoke matrix tables bench format format-check lint gpu-check golden clean
+.PHONY: all setup configure build data test run smoke matrix tables report bench format format-check lint gpu-check golden clean
 
 all: build
 
@@ -60,6 +60,12 @@ matrix: build
 
 tables: build
 	$(MOEBENCH) table --db $(DB) --format md
+
+# the static HTML report of the micro runs in $(DB) (figures by gnuplot, which setup installs):
+# results/micro_report/index.html, its SVGs and plot-data/
+REPORT_DIR ?= results/micro_report
+report: setup build
+	$(MOEBENCH) report --db $(DB) --out $(REPORT_DIR) --size micro
 
 # rewrites the golden curves (suite/tests/golden/<method>.csv: every method's tiny run, a row per
 # step) after a change that moves them on purpose; the commit says why. Prints the float noise

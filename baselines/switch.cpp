@@ -169,6 +169,7 @@ const models::MethodSpec& switch_method() {
     };
     m.layer_weights = models::expert_layer_weights(
         {models::policy_weight("router", {"E", "H"}, "router W_r (no bias)")}, /*low_rank=*/false);
+    m.couples_tokens = true;  // capacity: first come, first kept
     return m;
   }();
   return spec;

@@ -68,6 +68,9 @@ struct MethodSpec {
   std::string threshold_option;
   // The number of experts per token varies (FLOPs depend on the measured density).
   bool variable_density = false;
+  // A token's routing depends on the other tokens of its forward (Switch's capacity), so
+  // requests must not be packed together for scoring.
+  bool couples_tokens = false;
   // How the method's official code initialises the decoder layers (model.init = "published").
   LayerInit published_init = LayerInit::kNormal;
 

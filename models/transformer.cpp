@@ -39,7 +39,7 @@ AttentionImpl::AttentionImpl(const ModelOptions& o)
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
-                                     const torch::Tensor& sin) {
+                                     const torch::Tensor& sin, const torch::Tensor& allowed_BTT) {
   const int64_t B = x.size(0), T = x.size(1);
   auto q = torch::linear(x, wq).view({B, T, q_heads, head_dim}).transpose(1, 2);
   auto k = torch::linear(x, wk).view({B, T, kv_heads, head_dim}).transpose(1, 2);
@@ -52,11 +52,16 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   }
   const double p = is_training() ? dropout : 0.0;
 #if TORCH_VERSION_MAJOR >= 2
-  auto o = at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, p, /*is_causal=*/true);
+  auto o = allowed_BTT.defined()
+               ? at::scaled_dot_product_attention(q, k, v, allowed_BTT.unsqueeze(1), p, false)
+               : at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, p, /*is_causal=*/true);
 #else
   auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(head_dim));
-  const auto causal = torch::ones({T, T}, torch::dtype(torch::kBool).device(x.device())).triu(1);
-  scores = scores.masked_fill(causal, -std::numeric_limits<float>::infinity());
+  const auto masked =
+      allowed_BTT.defined()
+          ? allowed_BTT.logical_not().unsqueeze(1)
+          : torch::ones({T, T}, torch::dtype(torch::kBool).device(x.device())).triu(1);
+  scores = scores.masked_fill(masked, -std::numeric_limits<float>::infinity());
   auto attn = torch::softmax(scores.to(torch::kFloat), -1).to(q.scalar_type());
   if (p > 0) attn = torch::dropout(attn, p, /*train=*/true);
   auto o = torch::matmul(attn, v);
@@ -81,8 +86,8 @@ BlockImpl::BlockImpl(const ModelOptions& o) {
 
 torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
                                  const torch::Tensor& sin, std::vector<PolicyOutput>* routing,
-                                 const torch::Tensor& valid_N) {
-  auto h = x + attn->forward(attn_norm->forward(x), cos, sin);
+                                 const torch::Tensor& valid_N, const torch::Tensor& allowed_BTT) {
+  auto h = x + attn->forward(attn_norm->forward(x), cos, sin, allowed_BTT);
   const auto n = ffn_norm->forward(h);
   const auto flat = n.reshape({-1, n.size(-1)});
   const auto y = dense ? dense->forward(flat) : moe->forward(flat, routing, valid_N);
@@ -146,8 +151,8 @@ TransformerImpl::TransformerImpl(const ModelOptions& o) : opts(o) {
 }
 
 ForwardOutput TransformerImpl::trunk(const torch::Tensor& input_ids_BT,
-                                     const torch::Tensor& mask_BT) {
-  const int64_t T = input_ids_BT.size(1);
+                                     const torch::Tensor& mask_BT, const PackedLayout* packed) {
+  const int64_t B = input_ids_BT.size(0), T = input_ids_BT.size(1);
   if (mask_BT.defined() && mask_BT.sizes() != input_ids_BT.sizes()) {
     throw std::invalid_argument("token mask shape does not match the input ids [B, T]");
   }
@@ -157,11 +162,23 @@ ForwardOutput TransformerImpl::trunk(const torch::Tensor& input_ids_BT,
   }
   ForwardOutput out;
   auto x = embed->forward(input_ids_BT);
-  const auto cos = rope_cos.narrow(0, 0, T).to(x.scalar_type());
-  const auto sin = rope_sin.narrow(0, 0, T).to(x.scalar_type());
+  torch::Tensor cos, sin, allowed;
+  if (packed) {
+    // Each token's own position: [B, 1, T, head_dim], broadcast over the heads.
+    const auto pos = packed->positions_BT.reshape({-1});
+    if (pos.numel() != B * T || pos.max().item<int64_t>() >= opts.max_seq_len) {
+      throw std::invalid_argument("packed positions must be [B, T] and below max_seq_len");
+    }
+    cos = rope_cos.index_select(0, pos).view({B, 1, T, -1}).to(x.scalar_type());
+    sin = rope_sin.index_select(0, pos).view({B, 1, T, -1}).to(x.scalar_type());
+    allowed = packed->allowed_BTT;
+  } else {
+    cos = rope_cos.narrow(0, 0, T).to(x.scalar_type());
+    sin = rope_sin.narrow(0, 0, T).to(x.scalar_type());
+  }
   // Rows are flattened batch-major, as the blocks flatten x.
   const auto valid_N = mask_BT.defined() ? mask_BT.reshape({-1}) : torch::Tensor();
-  for (auto& b : blocks) x = b->forward(x, cos, sin, &out.routing, valid_N);
+  for (auto& b : blocks) x = b->forward(x, cos, sin, &out.routing, valid_N, allowed);
   out.hidden = final_norm->forward(x);
   return out;
 }

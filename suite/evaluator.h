@@ -100,9 +100,13 @@ TaskScore score_task(const data::EvalTask& task, const EncodeFn& encode, const S
 
 // --- model-backed pieces ------------------------------------------------------------------------
 
-// A ScoreFn over a model: requests sorted by length and batched (at most max_rows rows and about
-// max_batch_tokens padded positions per forward), right-padded, one teacher-forced forward per
-// batch under NoGradGuard in eval mode (the model's mode is restored), log_softmax in fp32. The
+// A ScoreFn over a model: consecutive requests with the same context (a multiple-choice item's
+// choices) packed into one row, the context once and each choice attending to it and to its own
+// tokens at its unpacked positions (models::PackedLayout; not for methods whose routing couples
+// a forward's tokens, MethodSpec::couples_tokens); rows sorted by length and batched (at most
+// max_rows rows and about max_batch_tokens padded positions per forward), right-padded, one
+// teacher-forced forward per batch under NoGradGuard in eval mode (the model's mode is
+// restored), the head only at the scored positions, log_softmax in fp32. The
 // decoder is causal and the padding mask reaches the routers (Switch's capacity ignores padded
 // rows), so right padding does not change a request's score. (Switch's capacity still couples
 // the real tokens of one forward, so there a request's batch-mates can matter, as in any batched

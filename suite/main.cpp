@@ -90,6 +90,9 @@ int main(int argc, char** argv) {
   moebench::cli::add_flops_command(app, global);
   moebench::cli::add_eval_command(app, global);
   moebench::cli::add_bench_commands(app, global);
+  moebench::cli::add_report_command(app, global);
+  moebench::cli::add_verdict_command(app, global);
+  moebench::cli::add_exchange_commands(app, global);
   bool verbose = false;
   app.add_flag("--verbose", verbose, "on an error, print the full detail (LibTorch backtraces)");
   try {

@@ -30,51 +30,33 @@ constexpr const char* kCaveatMark = "‡";   // a method whose file states a cav
 
 // --- number formatting --------------------------------------------------------------------------
 
-std::string printf_string(const char* format, double x) {
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), format, x);
-  return buf;
-}
-
-// Shortest text that reads back as the same double, so the csv round-trips exactly.
-std::string exact(double x) {
-  if (std::isnan(x)) return "";
-  if (std::isinf(x)) return x > 0 ? "inf" : "-inf";
-  char buf[32];
-  for (int precision = 1; precision <= 17; ++precision) {
-    std::snprintf(buf, sizeof(buf), "%.*g", precision, x);
-    if (std::strtod(buf, nullptr) == x) break;
-  }
-  return buf;
-}
-
 std::string fixed(double x, int digits) {
   if (std::isnan(x)) return kNone;
   char format[16];
   std::snprintf(format, sizeof(format), "%%.%df", digits);
-  return printf_string(format, x);
+  return format_printf(format, x);
 }
 
 std::string wall_text(double s) {
   if (std::isnan(s)) return kNone;
-  if (s < 120) return printf_string("%.1f s", s);
-  if (s < 7200) return printf_string("%.1f min", s / 60);
-  return printf_string("%.2f h", s / 3600);
+  if (s < 120) return format_printf("%.1f s", s);
+  if (s < 7200) return format_printf("%.1f min", s / 60);
+  return format_printf("%.2f h", s / 3600);
 }
 
 std::string tokens_per_s_text(double x) {
   if (std::isnan(x)) return kNone;
-  return printf_string(x >= 100 ? "%.0f" : "%.1f", x);
+  return format_printf(x >= 100 ? "%.0f" : "%.1f", x);
 }
 
 // λ spans 1e-10 (RF's λ₀) to O(1): fixed decimals would show most values as 0.
 std::string lambda_text(double x) {
   if (std::isnan(x)) return kNone;
   if (x == 0) return "0";
-  return printf_string("%.2e", x);
+  return format_printf("%.2e", x);
 }
 
-Cell number_cell(const std::string& text, double raw) { return {text, {exact(raw)}}; }
+Cell number_cell(const std::string& text, double raw) { return {text, {shortest_exact(raw)}}; }
 
 // --- statistics -----------------------------------------------------------------------------
 
@@ -109,7 +91,7 @@ double mean_of(const std::vector<double>& values) { return stats_of(values).mean
 Cell stats_cell(const Stats& st, int digits) {
   std::string text = fixed(st.mean, digits);
   if (!std::isnan(st.std)) text += " ± " + fixed(st.std, digits);
-  return {text, {exact(st.mean), exact(st.std)}};
+  return {text, {shortest_exact(st.mean), shortest_exact(st.std)}};
 }
 
 Cell mean_std_cell(const std::vector<double>& values, int digits) {
@@ -566,7 +548,7 @@ Cell delta_cell(const Group& g, const Group* base,
   if (base == &g) return {"base", {"0"}};
   if (base == nullptr) return {kNone, {""}};
   const double d = difference(g, *base);
-  return number_cell(std::isnan(d) ? kNone : printf_string("%+.3f", d), d);
+  return number_cell(std::isnan(d) ? kNone : format_printf("%+.3f", d), d);
 }
 
 std::vector<Cell> published_row(const Comparison& c, const Group& g,
@@ -691,7 +673,8 @@ std::vector<std::string> comparison_footnotes(const Comparison& c, const RowFind
   std::vector<std::string> notes = {
       "val loss: mean ± sample std over the runs of a row (last val eval, trained θ); "
       "ppl = exp(mean val loss); balance figures (mean ± std over the runs) at the last logged "
-      "step, averaged over layers; dead = experts per layer with load < 1/(8E)"};
+      "step, averaged over layers; dead = experts per layer whose share of the load is below "
+      "1/(8E)"};
   if (!c.tasks.empty()) {
     notes.push_back(
         "zero-shot columns: each task's primary metric at its last evaluation (trained θ), mean ± "

@@ -789,6 +789,63 @@ std::optional<EvalRow> Store::last_eval(const std::string& run_key, const EvalFi
   return read_eval(s);
 }
 
+std::optional<RunRecord> Store::run_record(const std::string& run_key) {
+  std::optional<RunRow> run = find_run(run_key);
+  if (!run) return std::nullopt;
+  return RunRecord{std::move(*run), steps(run_key), layer_stats(run_key), evals(run_key)};
+}
+
+void Store::insert_run_record(const RunRecord& record) {
+  const RunRow& r = record.run;
+  // The row keeps NULL for timestamps a run has not reached, as begin_run leaves them.
+  const auto nullable = [](const std::string& text) {
+    return text.empty() ? Value(std::monostate{}) : Value(text);
+  };
+  write([&] {
+    if (find_run(r.run_key)) {
+      throw std::runtime_error("store: " + path() + ": run " + r.run_key + " is stored already");
+    }
+    impl_
+        ->prepare(std::string("INSERT INTO runs (") + kRunColumns +
+                  ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ifnull(nullif(?, ''), " + kNowSql +
+                  "), ?, ?, ?, ?, ?)")
+        .bind(r.run_key, r.config_json, r.method, r.size, r.seed, r.commit, r.dirty,
+              r.torch_version, r.device, r.backend, to_string(r.status), r.status_step,
+              r.created_at, nullable(r.started_at), nullable(r.finished_at), r.wall_s, r.tokens,
+              r.notes)
+        .run();
+    // Plain INSERTs, unlike the append_* upserts: a repeated key in a copied run is damage to
+    // report, not a later write that supersedes an earlier one.
+    for (const StepRow& s : record.steps) {
+      impl_
+          ->prepare(
+              "INSERT INTO steps (run_key, step, tokens, loss, lm_loss, aux_loss, lambda, "
+              "density, lr, grad_norm, tokens_per_s, elapsed_s) "
+              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+          .bind(r.run_key, s.step, s.tokens, s.loss, s.lm_loss, s.aux_loss, s.lambda, s.density,
+                s.lr, s.grad_norm, s.tokens_per_s, s.elapsed_s)
+          .run();
+    }
+    for (const LayerStatRow& s : record.layer_stats) {
+      impl_
+          ->prepare(
+              "INSERT INTO layer_stats (run_key, step, layer, expert, metric, value) "
+              "VALUES (?, ?, ?, ?, ?, ?)")
+          .bind(r.run_key, s.step, s.layer, s.expert, s.metric, s.value)
+          .run();
+    }
+    for (const EvalRow& e : record.evals) {
+      impl_
+          ->prepare(
+              "INSERT INTO evals (run_key, task, metric, value, n, ci_low, ci_high, chance, "
+              "theta, step) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+          .bind(r.run_key, e.task, e.metric, e.value, e.n, e.ci_low, e.ci_high, e.chance, e.theta,
+                e.step)
+          .run();
+    }
+  });
+}
+
 // --- kernel benchmarks, environment -------------------------------------------------------------
 
 void Store::insert_kernel_bench(const std::vector<KernelBenchRow>& rows) {
@@ -838,6 +895,27 @@ std::map<std::string, std::string> Store::env() {
   std::map<std::string, std::string> out;
   while (s.step()) out[s.text(0)] = s.text(1);  // later rows overwrite earlier ones
   return out;
+}
+
+std::vector<EnvRow> Store::env_rows() {
+  Statement s = impl_->prepare("SELECT key, value, recorded_at FROM env ORDER BY recorded_at, key");
+  std::vector<EnvRow> out;
+  while (s.step()) out.push_back({s.text(0), s.text(1), s.text(2)});
+  return out;
+}
+
+void Store::insert_env_rows(const std::vector<EnvRow>& rows) {
+  if (rows.empty()) return;
+  write([&] {
+    for (const EnvRow& r : rows) {
+      impl_
+          ->prepare(std::string("INSERT INTO env (key, value, recorded_at) VALUES (?, ?, "
+                                "ifnull(nullif(?, ''), ") +
+                    kNowSql + "))")
+          .bind(r.key, r.value, r.recorded_at)
+          .run();
+    }
+  });
 }
 
 // --- leases -------------------------------------------------------------------------------------

@@ -91,6 +91,22 @@ struct KernelBenchRow {
   std::string created_at;  // "" = now
 };
 
+// A run with every row that belongs to it: what `moebench merge`, `export` and `import` move
+// between stores (suite/exchange.h). Leases are not part of a run's record.
+struct RunRecord {
+  RunRow run;
+  std::vector<StepRow> steps;
+  std::vector<LayerStatRow> layer_stats;
+  std::vector<EvalRow> evals;
+};
+
+// One row of the env table, which keeps history: the same key at several times.
+struct EnvRow {
+  std::string key;
+  std::string value;
+  std::string recorded_at;  // ISO-8601 UTC like RunRow's timestamps
+};
+
 // Which evals rows of a run to read; "" matches any task or metric.
 struct EvalFilter {
   std::string task;
@@ -210,12 +226,26 @@ class Store {
   // the balance figures a finished run ends with.
   std::vector<LayerStatRow> last_layer_summaries(const std::string& run_key);
 
+  // The run with all its rows (in the orders of steps(), layer_stats() and evals()); nullopt
+  // when the key is unknown.
+  std::optional<RunRecord> run_record(const std::string& run_key);
+  // Inserts a run exactly as another store holds it (merge, import): every column of the row
+  // as given (status, timestamps and counters are neither stamped nor advanced; an empty
+  // created_at alone is stamped now) and all its rows, in one transaction. Throws when the key
+  // exists already or two rows share a key.
+  void insert_run_record(const RunRecord& record);
+
   void insert_kernel_bench(const std::vector<KernelBenchRow>& rows);
   std::vector<KernelBenchRow> kernel_bench(const std::string& name = "");  // "" = all
 
   // Appends key/value pairs stamped with the time (the env table keeps history).
   void record_env(const std::map<std::string, std::string>& values);
   std::map<std::string, std::string> env();  // latest value of each key
+  // Every env row, by recorded_at and key: the history env() condenses.
+  std::vector<EnvRow> env_rows();
+  // Inserts rows with their own recorded_at (merge, import), in one transaction; throws when a
+  // (key, recorded_at) pair is stored already.
+  void insert_env_rows(const std::vector<EnvRow>& rows);
 
   // --- leases: one process trains a run at a time ---
   // A lease row names the process that trains a run. The trainer takes it before begin_run,

@@ -3,6 +3,9 @@
 #include "suite/table.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 
 namespace moebench {
@@ -144,6 +147,23 @@ void print_table(const Table& table, Format format, std::FILE* out, std::FILE* n
   if (format != Format::kCsv) return;
   if (!table.title.empty()) std::fprintf(notes, "%s\n", table.title.c_str());
   for (const auto& note : table.footnotes) std::fprintf(notes, "%s\n", note.c_str());
+}
+
+std::string format_printf(const char* format, double x) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), format, x);
+  return buf;
+}
+
+std::string shortest_exact(double x) {
+  if (std::isnan(x)) return "";
+  if (std::isinf(x)) return x > 0 ? "inf" : "-inf";
+  char buf[32];
+  for (int precision = 1; precision <= 17; ++precision) {
+    std::snprintf(buf, sizeof(buf), "%.*g", precision, x);
+    if (std::strtod(buf, nullptr) == x) break;
+  }
+  return buf;
 }
 
 }  // namespace moebench

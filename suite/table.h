@@ -52,4 +52,14 @@ std::string render(const Table& table, Format format);
 void print_table(const Table& table, Format format, std::FILE* out = stdout,
                  std::FILE* notes = stderr);
 
+// --- number formatting for cells -----------------------------------------------------------------
+
+// printf of one double: format_printf("%.3f", x), format_printf("±%g", margin). The format takes
+// exactly one double; the text is cut at 63 bytes.
+std::string format_printf(const char* format, double x);
+
+// The shortest %g text that reads back as the same double (1.5, 0.001, 1e-10; "inf", "-inf"), so
+// a csv field round-trips exactly. NaN gives "" (an empty csv field).
+std::string shortest_exact(double x);
+
 }  // namespace moebench

@@ -41,7 +41,8 @@ struct Fixture {
   // One optimizer step (so the weights move and the optimizer has state), then a checkpoint.
   void step_and_save(int64_t step) {
     optim.zero_grad();
-    model->forward(torch::randint(0, 32, {2, 8})).logits.sum().backward();
+    const auto ids = torch::randint(0, 32, {2, 8}, torch::dtype(torch::kLong));
+    model->forward(ids.to(model->head_VH.device())).logits.sum().backward();
     optim.step();
     CheckpointState s;
     s.step = step;
@@ -69,6 +70,27 @@ TEST(Checkpoint, NewestCompleteOneIsLoadedAsSaved) {
   const auto saved = f.model->named_parameters(), loaded = fresh->named_parameters();
   for (const auto& p : saved) EXPECT_TRUE(torch::equal(p.value(), loaded[p.key()])) << p.key();
   EXPECT_EQ(read_checkpoint_config(*found).model.hidden, f.cfg.model.hidden);
+}
+
+TEST(Checkpoint, GeneratorStatesComeBackWithTheCheckpoint) {
+  // Exact resume: dropout and Switch's jitter draw from the CPU generator, and on a GPU from the
+  // device's own; a draw after loading equals the draw after saving.
+  torch::manual_seed(3);
+  Fixture f;
+  const bool cuda = torch::cuda::is_available();
+  if (cuda) f.model->to(torch::kCUDA);
+  f.step_and_save(2);
+  const auto cpu_after_save = torch::rand({8});
+  const auto dev_after_save = cuda ? torch::rand({8}, torch::kCUDA) : torch::Tensor();
+  torch::rand({100});  // move both generators on
+  if (cuda) torch::rand({100}, torch::kCUDA);
+  const auto found = find_checkpoint(f.dir);
+  ASSERT_TRUE(found);
+  load_checkpoint(*found, *f.model, cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU),
+                  &f.optim);
+  EXPECT_TRUE(torch::rand({8}).equal(cpu_after_save));
+  if (!cuda) GTEST_SKIP() << "CPU generator checked; the CUDA generator needs a GPU";
+  EXPECT_TRUE(torch::rand({8}, torch::kCUDA).equal(dev_after_save));
 }
 
 TEST(Checkpoint, DamagedNewestFallsBackToThePrevious) {

@@ -340,6 +340,40 @@ TEST(ModelScorer, BatchedEqualsOneRequestAtATime) {
   }
 }
 
+TEST(ModelScorer, ChoicesSharingAContextArePackedWithTheSameScores) {
+  // Multiple-choice items: each context followed by its choices, as score_task lays them out.
+  // The scorer packs an item into one row (context once, then every choice on its own); every
+  // score must equal the slow one-request-at-a-time reference. Contexts of 2..11 tokens and
+  // choices of 1..4 tokens in a window of 16: the longer items do not fit one row and split.
+  // Switch's capacity couples a forward's tokens, so it is scored unpacked: with one row per
+  // forward its scores equal the reference too (packed, its choices would share a capacity).
+  for (const std::string method : {"routing_free", "topk", "dense", "switch"}) {
+    auto model = tiny_model(method, 5);
+    std::mt19937 rng(8);
+    std::uniform_int_distribution<int32_t> tok(1, kVocab - 1);
+    std::vector<ScoreRequest> requests;
+    for (int item = 0; item < 6; ++item) {
+      std::vector<int32_t> context;
+      for (int k = 0; k < 2 + (item * 3) % 10; ++k) context.push_back(tok(rng));
+      for (int c = 0; c < 4; ++c) {
+        ScoreRequest r;
+        r.context = context;
+        for (int k = 0; k < 1 + (item + c) % 4; ++k) r.continuation.push_back(tok(rng));
+        requests.push_back(r);
+      }
+    }
+    const int64_t rows = method == "switch" ? 1 : 4;
+    const auto scored = model_scorer(*model, torch::kCPU, rows, 4096)(requests);
+    ASSERT_EQ(scored.size(), requests.size());
+    for (size_t i = 0; i < requests.size(); ++i) {
+      const ScoreResult ref = slow_score(*model, requests[i]);
+      EXPECT_NEAR(scored[i].logprob, ref.logprob, 1e-4) << method << " request " << i;
+      EXPECT_EQ(scored[i].tokens, ref.tokens) << method << " request " << i;
+      EXPECT_EQ(scored[i].greedy, ref.greedy) << method << " request " << i;
+    }
+  }
+}
+
 // A shard of documents with lengths around the window, so rows are truncated and padded.
 std::filesystem::path write_shard(const std::filesystem::path& dir) {
   std::filesystem::create_directories(dir);

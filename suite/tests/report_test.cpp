@@ -7,45 +7,17 @@
 #include <filesystem>
 #include <map>
 #include <optional>
-#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include "suite/tests/store_fixture.h"
 
 namespace moebench::report {
 namespace {
 
 namespace fs = std::filesystem;
-
-// Minimal RFC 4180 reader (quoted fields, doubled quotes), independent of the renderer.
-std::vector<std::vector<std::string>> parse_csv(const std::string& text) {
-  std::vector<std::vector<std::string>> rows;
-  std::vector<std::string> row;
-  std::string field;
-  bool quoted = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (quoted) {
-      if (c == '"' && i + 1 < text.size() && text[i + 1] == '"') {
-        field += '"', ++i;
-      } else if (c == '"') {
-        quoted = false;
-      } else {
-        field += c;
-      }
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == ',') {
-      row.push_back(field), field.clear();
-    } else if (c == '\n') {
-      row.push_back(field), field.clear();
-      rows.push_back(row), row.clear();
-    } else {
-      field += c;
-    }
-  }
-  return rows;
-}
+using test_support::parse_csv;
 
 // csv rows as maps keyed by header name.
 std::vector<std::map<std::string, std::string>> csv_records(const std::string& text) {
@@ -86,16 +58,8 @@ size_t code_points(const std::string& s) {
 
 class ReportTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ =
-        fs::temp_directory_path() / ("moebench_report_" + std::to_string(std::random_device{}()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
+  void SetUp() override { dir_ = test_support::make_temp_dir("moebench_report_"); }
+  void TearDown() override { test_support::remove_temp_dir(dir_); }
   std::string db_path() const { return (dir_ / "results.sqlite").string(); }
 
   // One run as the trainer writes it: an early eval (must not count), the final eval, a θ-sweep
@@ -103,14 +67,7 @@ class ReportTest : public ::testing::Test {
   static void add_run(Store& store, const std::string& method, const std::string& size,
                       int64_t seed, RunStatus status, std::optional<double> val_loss,
                       double wall_s = 60, const std::string& config_json = "{}") {
-    RunRow r;
-    r.run_key = method + "-" + size + "-" + std::to_string(seed);
-    r.config_json = config_json;
-    r.method = method;
-    r.size = size;
-    r.seed = seed;
-    r.device = "cpu";
-    r.backend = "reference";
+    const RunRow r = test_support::test_run_row(method, size, seed, config_json);
     store.begin_run(r);
     std::vector<EvalRow> evals;
     evals.push_back({"val", "loss", 9.5, 1000, 0, 0, 0, std::nullopt, 50});
