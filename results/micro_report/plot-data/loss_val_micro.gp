@@ -1,0 +1,19 @@
+# loss_val_micro.svg, written by `moebench report` (suite/plot.cpp).
+# Rerun from the report folder: gnuplot plot-data/loss_val_micro.gp
+set encoding utf8
+set terminal svg size 640,400 font 'sans-serif,12' noenhanced background '#ffffff'
+set output 'loss_val_micro.svg'
+set datafile separator tab
+set border 3 lc rgb '#333333'
+set tics nomirror textcolor rgb '#333333'
+set title 'validation loss (micro)'
+set xlabel 'training step'
+set ylabel 'validation loss (nats/token)'
+set grid lc rgb '#e3e3e3'
+set key outside below horizontal center Left reverse samplen 2.5 spacing 1.1
+set pointsize 0.8
+set offsets graph 0, graph 0, graph 0.05, graph 0.05
+plot 'plot-data/loss_val_micro.0.tsv' using 1:2 with linespoints lc rgb '#D55E00' lw 2 pt 7 pi 1 title 'routing_free', \
+     'plot-data/loss_val_micro.1.tsv' using 1:2 with linespoints lc rgb '#56B4E9' lw 2 pt 8 pi 1 title 'switch', \
+     'plot-data/loss_val_micro.2.tsv' using 1:2 with linespoints lc rgb '#0072B2' lw 2 pt 4 pi 1 title 'topk'
+unset output
