@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <utility>
@@ -57,7 +58,9 @@ bool size_less(const std::string& a, const std::string& b) {
 // A 'done' run and the figures every claim may read.
 struct RunData {
   RunRow run;
-  Json config;  // an object; {} when config_json does not parse (not written by our trainer)
+  // An object; {} when config_json does not parse (not written by our trainer). Held by pointer:
+  // Json's move may throw, which would make RunData's own moves throwing.
+  std::shared_ptr<Json> config = std::make_shared<Json>(Json::object());
   double val_loss = kNaN;
 };
 
@@ -75,11 +78,18 @@ const std::vector<std::pair<std::string, std::string>>& pairing_keys() {
 std::map<std::string, Json> setup_keys(const Json& config) {
   std::map<std::string, Json> keys;
   if (config.contains("model") && config["model"].is_object()) {
-    for (const auto& [name, value] : config["model"].items()) keys["model." + name] = value;
+    for (const auto& [name, value] : config["model"].items()) {
+      std::string key = "model.";
+      key += name;
+      keys[key] = value;
+    }
   }
   for (const auto& [section, name] : pairing_keys()) {
     if (config.contains(section) && config[section].is_object() && config[section].contains(name)) {
-      keys[section + "." + name] = config[section][name];
+      std::string key = section;
+      key += ".";
+      key += name;
+      keys[key] = config[section][name];
     }
   }
   return keys;
@@ -162,8 +172,8 @@ void read_runs(Context& c) {
       continue;
     }
     RunData d;
-    d.config = Json::parse(run.config_json, nullptr, /*allow_exceptions=*/false);
-    if (!d.config.is_object()) d.config = Json::object();
+    *d.config = Json::parse(run.config_json, nullptr, /*allow_exceptions=*/false);
+    if (!d.config->is_object()) *d.config = Json::object();
     d.val_loss = final_val_loss(c.store, run.run_key);
     d.run = std::move(run);
     c.runs.push_back(std::move(d));
@@ -198,7 +208,17 @@ std::string key_differences(const Setup& a, const Setup& b) {
     const auto ib = b.keys.find(name);
     const std::string va = ia == a.keys.end() ? "(none)" : ia->second.dump();
     const std::string vb = ib == b.keys.end() ? "(none)" : ib->second.dump();
-    if (va != vb) parts.push_back(name + "=" + vb + " (" + a.label + ": " + va + ")");
+    if (va != vb) {
+      std::string part = name;
+      part += "=";
+      part += vb;
+      part += " (";
+      part += a.label;
+      part += ": ";
+      part += va;
+      part += ")";
+      parts.push_back(std::move(part));
+    }
   }
   return join(parts, ", ");
 }
@@ -208,7 +228,7 @@ void build_setups(Context& c) {
   std::map<std::string, std::vector<Setup>> by_size;
   for (const RunData& d : c.runs) {
     std::vector<Setup>& list = by_size[d.run.size];
-    std::map<std::string, Json> keys = setup_keys(d.config);
+    std::map<std::string, Json> keys = setup_keys(*d.config);
     auto it =
         std::find_if(list.begin(), list.end(), [&](const Setup& s) { return s.keys == keys; });
     if (it == list.end()) {
@@ -218,6 +238,7 @@ void build_setups(Context& c) {
     it->all[d.run.method][d.run.seed].push_back(&d);
   }
   std::vector<std::string> sizes;
+  sizes.reserve(by_size.size());
   for (const auto& [size, list] : by_size) sizes.push_back(size);
   std::sort(sizes.begin(), sizes.end(), size_less);
   for (const auto& size : sizes) {
@@ -385,8 +406,8 @@ struct DensityFigure {
 
 DensityFigure density_offset(Store& store, const RunData& d) {
   DensityFigure f;
-  f.rho = number_at(d.config, "moe", "rho_target", kDefaultRhoTarget);
-  f.warmup = number_at(d.config, "optim", "warmup_steps", 0);
+  f.rho = number_at(*d.config, "moe", "rho_target", kDefaultRhoTarget);
+  f.warmup = number_at(*d.config, "optim", "warmup_steps", 0);
   std::vector<double> densities;
   for (const StepRow& step : store.steps(d.run.run_key)) {
     if (static_cast<double>(step.step) > f.warmup && !std::isnan(step.density)) {
