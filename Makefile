@@ -61,10 +61,12 @@ matrix: build
 tables: build
 	$(MOEBENCH) table --db $(DB) --format md
 
-# the static HTML report of the micro runs in $(DB) (figures by gnuplot, which setup installs):
+# the static HTML report of the micro runs in $(DB) (figures by gnuplot, which setup installs;
+# a fresh machine first imports the committed runs of results/micro_export):
 # results/micro_report/index.html, its SVGs and plot-data/
 REPORT_DIR ?= results/micro_report
 report: setup build
+	[ -f $(DB) ] || $(MOEBENCH) import --db $(DB) results/micro_export
 	$(MOEBENCH) report --db $(DB) --out $(REPORT_DIR) --size micro
 
 # rewrites the golden curves (suite/tests/golden/<method>.csv: every method's tiny run, a row per
