@@ -18,7 +18,8 @@ set style fill solid 0.85 border lc rgb '#333333'
 set datafile missing 'NaN'
 set xtics nomirror scale 0
 set xrange [-0.5:3.5]
-plot 'plot-data/active_micro.tsv' using 2:xtic(1) lc rgb '#D55E00' title 'routing_free', \
-     '' using 3 lc rgb '#56B4E9' title 'switch', \
-     '' using 4 lc rgb '#0072B2' title 'topk'
+plot 'plot-data/active_micro.tsv' using 2:xtic(1) lc rgb '#009E73' title 'remoe', \
+     '' using 3 lc rgb '#D55E00' title 'routing_free', \
+     '' using 4 lc rgb '#56B4E9' title 'switch', \
+     '' using 5 lc rgb '#0072B2' title 'topk'
 unset output
