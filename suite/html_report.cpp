@@ -65,13 +65,10 @@ double config_number(const nlohmann::json& config, const std::string& section,
 
 // --- what the store holds about one run ----------------------------------------------------
 
-struct RunData {
-  RunRow run;
+// A stored run with all its rows (Store::run_record) and the two config values the plots mark.
+struct RunData : RunRecord {
   double rho_target = std::numeric_limits<double>::quiet_NaN();  // config moe.rho_target
   double theta = std::numeric_limits<double>::quiet_NaN();       // config moe.theta
-  std::vector<StepRow> steps;
-  std::vector<EvalRow> evals;
-  std::vector<LayerStatRow> stats;
 };
 
 struct Group {
@@ -375,12 +372,12 @@ void theta_section(Page& page, const std::string& size, const std::vector<Group>
 // (layer = -1 row) when stored, else the mean of the per-layer rows.
 std::map<std::string, double> last_summary(const RunData& r) {
   int64_t last = -1;
-  for (const LayerStatRow& s : r.stats) {
+  for (const LayerStatRow& s : r.layer_stats) {
     if (s.expert < 0) last = std::max(last, s.step);
   }
   std::map<std::string, double> overall, sum;
   std::map<std::string, int> count;
-  for (const LayerStatRow& s : r.stats) {
+  for (const LayerStatRow& s : r.layer_stats) {
     if (s.expert >= 0 || s.step != last) continue;
     if (s.layer < 0) {
       overall[s.metric] = s.value;
@@ -508,7 +505,7 @@ void heatmap_section(Page& page, const std::vector<const RunData*>& runs) {
   // One colour scale for every map, so that maps compare at a glance.
   double hi = 0;
   for (const RunData* r : runs) {
-    for (const LayerStatRow& s : r->stats) {
+    for (const LayerStatRow& s : r->layer_stats) {
       if (s.expert >= 0 && s.metric == "load" && std::isfinite(s.value)) hi = std::max(hi, s.value);
     }
   }
@@ -516,7 +513,7 @@ void heatmap_section(Page& page, const std::vector<const RunData*>& runs) {
   page.open_figures();
   for (const RunData* r : runs) {
     std::set<int64_t> steps;
-    for (const LayerStatRow& s : r->stats) {
+    for (const LayerStatRow& s : r->layer_stats) {
       if (s.expert >= 0 && s.metric == "load") steps.insert(s.step);
     }
     if (steps.empty()) continue;
@@ -524,14 +521,14 @@ void heatmap_section(Page& page, const std::vector<const RunData*>& runs) {
     if (*steps.rbegin() != *steps.begin()) shown.push_back(*steps.rbegin());
     for (const int64_t step : shown) {
       int layers = 0, experts = 0;
-      for (const LayerStatRow& s : r->stats) {
+      for (const LayerStatRow& s : r->layer_stats) {
         if (s.step == step && s.expert >= 0 && s.metric == "load" && s.layer >= 0) {
           layers = std::max(layers, s.layer + 1), experts = std::max(experts, s.expert + 1);
         }
       }
       if (layers == 0) continue;
       std::vector<std::vector<double>> values(layers, std::vector<double>(experts, kNaN));
-      for (const LayerStatRow& s : r->stats) {
+      for (const LayerStatRow& s : r->layer_stats) {
         if (s.step == step && s.expert >= 0 && s.metric == "load" && s.layer >= 0) {
           values[s.layer][s.expert] = s.value;
         }
@@ -922,14 +919,11 @@ ReportResult write_report(Store& store, const ReportOptions& options) {
       continue;
     }
     RunData d;
-    d.run = r;
+    if (auto record = store.run_record(r.run_key)) static_cast<RunRecord&>(d) = std::move(*record);
     // A config that does not parse (not written by our trainer) just has no ρ* or θ to mark.
     const auto config = nlohmann::json::parse(r.config_json, nullptr, /*allow_exceptions=*/false);
     d.rho_target = config_number(config, "moe", "rho_target");
     d.theta = config_number(config, "moe", "theta");
-    d.steps = store.steps(r.run_key);
-    d.evals = store.evals(r.run_key);
-    d.stats = store.layer_stats(r.run_key);
     runs.push_back(std::move(d));
   }
   const bool any_bench = !store.kernel_bench().empty();
