@@ -3,10 +3,12 @@
 // suite/plot.cpp (both torch-free and tested), the comparison table in suite/report.cpp.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
 #include "suite/cli.h"
+#include "suite/config.h"
 #include "suite/html_report.h"
 #include "suite/report.h"
 #include "suite/table.h"
@@ -32,10 +34,12 @@ void add_report_command(CLI::App& app, GlobalOptions& /*global*/) {
   auto* cmd = app.add_subcommand(
       "report",
       "write a static HTML report of the results database: DIR/index.html (self-contained, opens "
-      "offline) with SVG figures beside it: validation and training loss per method (mean and "
-      "band over seeds), density and lambda with the target rho*, the theta sweep, active "
-      "experts per token, per-layer expert load heat-maps, kernel benchmark ratios; and the "
-      "comparison table beside the paper's numbers. Figures are drawn by gnuplot (installed by "
+      "offline) with SVG figures beside it: validation and training loss per method and setup "
+      "(mean and band over seeds; runs whose configs differ apart from the seed are drawn "
+      "apart, as `moebench verdict` pairs them), density and lambda with the target rho*, the "
+      "theta sweep, active experts per token, per-layer expert load heat-maps, kernel benchmark "
+      "ratios; and the comparison table beside the paper's numbers (its rows split by setup "
+      "too). Figures are drawn by gnuplot (installed by "
       "scripts/setup.sh); each figure's gnuplot script and data are kept in DIR/plot-data/");
   cmd->add_option("--db", args.db, "results database")->capture_default_str();
   cmd->add_option("--out", args.out,
@@ -45,7 +49,7 @@ void add_report_command(CLI::App& app, GlobalOptions& /*global*/) {
   cmd->add_option("--runs", args.runs,
                   "comma-separated run keys (or unique prefixes, see `moebench runs`) whose "
                   "per-layer expert load heat-maps to draw; default: the lowest seed of each "
-                  "method and size")
+                  "method, size and setup")
       ->delimiter(',');
   cmd->add_option("--size", args.size,
                   "only figures of runs of this size (tiny, micro, S, M, L or a config file "
@@ -69,6 +73,18 @@ void add_report_command(CLI::App& app, GlobalOptions& /*global*/) {
     table.published = true;
     table.all = args.all;
     table.baseline = args.baseline;
+    // Rows split by setup as the figures' bands do: the config keys in which runs of one method
+    // and size differ become group-by columns (only where some method has several setups, so
+    // the table is unchanged otherwise). Keys this build no longer knows cannot be grouped by.
+    std::vector<RunRow> shown = store->runs();
+    shown.erase(
+        std::remove_if(shown.begin(), shown.end(),
+                       [](const RunRow& r) { return !args.all && r.status != RunStatus::kDone; }),
+        shown.end());
+    const std::vector<std::string> known = config_keys();
+    for (const std::string& key : html::setup_columns(shown)) {
+      if (std::find(known.begin(), known.end(), key) != known.end()) table.group_by.push_back(key);
+    }
     try {
       options.comparison = report::comparison_table(*store, table);
     } catch (const report::ReportError& e) {

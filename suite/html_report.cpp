@@ -18,6 +18,7 @@
 #include <utility>
 
 #include "suite/plot.h"
+#include "suite/verdict.h"
 
 namespace moebench::html {
 namespace {
@@ -65,17 +66,42 @@ double config_number(const nlohmann::json& config, const std::string& section,
 
 // --- what the store holds about one run ----------------------------------------------------
 
-// A stored run with all its rows (Store::run_record) and the two config values the plots mark.
+// A stored run with all its rows (Store::run_record), the two config values the plots mark and
+// its setup.
 struct RunData : RunRecord {
   double rho_target = std::numeric_limits<double>::quiet_NaN();  // config moe.rho_target
   double theta = std::numeric_limits<double>::quiet_NaN();       // config moe.theta
+  verdict::SetupKeys setup;  // verdict::setup_keys: what `moebench verdict` pairs runs by
+  verdict::SetupKeys keys;   // the same with the method's options: what a band's runs share
 };
 
+// The runs of one method, size and setup (RunData::keys): one line or band in each figure.
 struct Group {
   std::string method;
   std::string size;
+  // How this setup differs from the method's other setups at this size ("model.init=normal"),
+  // "" when the method has one setup there.
+  std::string setup;
+  int variant = 0;  // the setup's place among the method's setups at this size (0 = the main one)
+  const verdict::SetupKeys* keys = nullptr;
   std::vector<const RunData*> runs;  // by seed
 };
+
+// The method, with its setup where it has several: "routing_free (model.init=normal)".
+std::string group_name(const Group& g) {
+  return g.setup.empty() ? g.method : g.method + " (" + g.setup + ")";
+}
+
+// The names of the keys in which any of these setups differs from the first, in name order.
+std::vector<std::string> distinguishing_keys(const std::vector<const verdict::SetupKeys*>& setups) {
+  std::set<std::string> names;
+  for (size_t k = 1; k < setups.size(); ++k) {
+    for (const std::string& name : verdict::differing_keys(*setups.front(), *setups[k])) {
+      names.insert(name);
+    }
+  }
+  return {names.begin(), names.end()};
+}
 
 // Mean and sample std over seeds of a per-run curve (x -> y). The band is mean ± std where two
 // or more runs have a value at that x, NaN (no band) elsewhere.
@@ -107,14 +133,38 @@ Curve aggregate(const std::vector<std::map<double, double>>& per_run) {
   return c;
 }
 
-// "routing_free" for one run, "routing_free (3 seeds)" for more: the legend says what a band
-// is made of.
+// "routing_free" for one run, "routing_free (3 seeds)" for more, "routing_free (model.init=
+// normal; 3 seeds)" for one of the method's setups: the legend says what a band is made of.
+// Runs of one setup that share a seed (their configs differ outside the setup keys) are counted
+// as runs: "(4 runs, 2 seeds)".
 std::string series_label(const Group& g) {
-  return g.runs.size() > 1 ? g.method + " (" + std::to_string(g.runs.size()) + " seeds)" : g.method;
+  std::set<int64_t> seeds;
+  for (const RunData* r : g.runs) seeds.insert(r->run.seed);
+  std::string count;
+  if (seeds.size() < g.runs.size()) {
+    count = plural(g.runs.size(), "run") + ", " + plural(seeds.size(), "seed");
+  } else if (g.runs.size() > 1) {
+    count = plural(g.runs.size(), "seed");
+  }
+  if (g.setup.empty()) return count.empty() ? g.method : g.method + " (" + count + ")";
+  return g.method + " (" + g.setup + (count.empty() ? "" : "; " + count) + ")";
+}
+
+// The method's style; its other setups keep the colour with another marker.
+plot::Style group_style(const Group& g) {
+  plot::Style style = plot::method_style(g.method);
+  if (g.variant == 0) return style;
+  static const int points[] = {5, 9, 13, 11, 3, 1};  // filled square, triangles, diamond; *, +
+  std::vector<int> free;
+  for (const int p : points) {
+    if (p != style.point) free.push_back(p);
+  }
+  style.point = free[static_cast<size_t>(g.variant - 1) % free.size()];
+  return style;
 }
 
 plot::Series series_of(const Group& g, const Curve& c) {
-  return {series_label(g), plot::method_style(g.method), c.x, c.mean, c.low, c.high};
+  return {series_label(g), group_style(g), c.x, c.mean, c.low, c.high};
 }
 
 // A line plot of these series with its title and axis labels (units included); the caller sets
@@ -418,7 +468,7 @@ void active_section(Page& page, const std::string& size, const std::vector<Group
       for (const auto& [metric, v] : summary) values[metric].push_back(v);
     }
     if (!values.count("active_mean")) {
-      without.push_back(g.method);
+      without.push_back(group_name(g));
       continue;
     }
     auto mean = [&](const std::string& metric) {
@@ -428,8 +478,8 @@ void active_section(Page& page, const std::string& size, const std::vector<Group
       for (double v : it->second) sum += v;
       return sum / it->second.size();
     };
-    plot::BarSeries bars{series_label(g), plot::method_style(g.method), {}};
-    std::vector<std::string> row = {g.method, std::to_string(g.runs.size())};
+    plot::BarSeries bars{series_label(g), group_style(g), {}};
+    std::vector<std::string> row = {group_name(g), std::to_string(g.runs.size())};
     for (const auto& s : stats) {
       bars.values.push_back(mean(s.first));
       row.push_back(format_printf("%.2f", mean(s.first)));
@@ -500,7 +550,9 @@ std::vector<const RunData*> heatmap_runs(const ReportOptions& opt, const std::ve
   return chosen;
 }
 
-void heatmap_section(Page& page, const std::vector<const RunData*>& runs) {
+// `names`: how the figures name each run's group (group_name), by run key.
+void heatmap_section(Page& page, const std::vector<const RunData*>& runs,
+                     const std::map<std::string, std::string>& names) {
   page.heading(2, "Expert load per layer", "load");
   // One colour scale for every map, so that maps compare at a glance.
   double hi = 0;
@@ -535,8 +587,10 @@ void heatmap_section(Page& page, const std::vector<const RunData*>& runs) {
       }
       const std::string key = r->run.run_key.substr(0, 10);
       const bool first = step == shown.front() && shown.size() > 1;
+      const auto named = names.find(r->run.run_key);
+      const std::string name = named == names.end() ? r->run.method : named->second;
       std::string caption = "Load of each expert in each layer, run " + key;
-      caption += " (" + r->run.method + ", " + r->run.size + ", seed ";
+      caption += " (" + name + ", " + r->run.size + ", seed ";
       caption += std::to_string(r->run.seed) + ") at step " + std::to_string(step);
       caption += first ? " (its first evaluation)" : " (its last evaluation)";
       caption +=
@@ -547,8 +601,8 @@ void heatmap_section(Page& page, const std::vector<const RunData*>& runs) {
       page.figure("load_" + stem(key) + "_step" + std::to_string(step), caption,
                   [&](const plot::Output& out) {
                     plot::HeatMap h;
-                    h.title = r->run.method + " " + r->run.size + " seed " +
-                              std::to_string(r->run.seed) + ", step " + std::to_string(step);
+                    h.title = name + " " + r->run.size + " seed " + std::to_string(r->run.seed) +
+                              ", step " + std::to_string(step);
                     h.x.label = "expert";
                     h.y.label = "layer";
                     h.value_label = "load (fraction of tokens)";
@@ -846,6 +900,24 @@ summary { cursor: pointer; font-weight: bold; }
 
 }  // namespace
 
+std::vector<std::string> setup_columns(const std::vector<RunRow>& runs) {
+  std::map<std::pair<std::string, std::string>, std::vector<verdict::SetupKeys>> setups;
+  for (const RunRow& r : runs) {
+    const auto config = nlohmann::json::parse(r.config_json, nullptr, /*allow_exceptions=*/false);
+    verdict::SetupKeys keys = verdict::setup_keys(config, /*method_options=*/true);
+    std::vector<verdict::SetupKeys>& list = setups[{r.size, r.method}];
+    if (std::find(list.begin(), list.end(), keys) == list.end()) list.push_back(std::move(keys));
+  }
+  std::set<std::string> names;
+  for (const auto& [key, list] : setups) {
+    std::vector<const verdict::SetupKeys*> pointers;
+    pointers.reserve(list.size());
+    for (const verdict::SetupKeys& k : list) pointers.push_back(&k);
+    for (const std::string& name : distinguishing_keys(pointers)) names.insert(name);
+  }
+  return {names.begin(), names.end()};
+}
+
 std::string escape(const std::string& text) {
   std::string out;
   out.reserve(text.size());
@@ -924,6 +996,8 @@ ReportResult write_report(Store& store, const ReportOptions& options) {
     const auto config = nlohmann::json::parse(r.config_json, nullptr, /*allow_exceptions=*/false);
     d.rho_target = config_number(config, "moe", "rho_target");
     d.theta = config_number(config, "moe", "theta");
+    d.setup = verdict::setup_keys(config);
+    d.keys = verdict::setup_keys(config, /*method_options=*/true);
     runs.push_back(std::move(d));
   }
   const bool any_bench = !store.kernel_bench().empty();
@@ -936,18 +1010,59 @@ ReportResult write_report(Store& store, const ReportOptions& options) {
   }
   result.runs = static_cast<int>(runs.size());
 
-  // Groups (method, size), sizes in scale order, methods by name, runs by seed.
-  std::map<std::pair<std::string, std::string>, Group> by_key;
+  // Groups (method, size, setup) as `moebench verdict` splits runs into setups, with the
+  // method's options (verdict::setup_keys): sizes in scale order, methods by name, a method's
+  // setups as verdict orders them (the setup with the most runs of the size first), runs by
+  // seed. A method with several setups at a size names each by the keys in which they differ.
+  std::map<std::string, size_t> setup_runs;  // size + verdict setup -> runs of every method
+  const auto setup_id = [](const RunData& r) {
+    return r.run.size + "\n" + nlohmann::json(r.setup).dump();
+  };
+  for (const RunData& r : runs) ++setup_runs[setup_id(r)];
+  std::map<std::pair<std::string, std::string>, std::vector<Group>> by_key;
   for (const RunData& r : runs) {
-    Group& g = by_key[{r.run.size, r.run.method}];
-    g.method = r.run.method, g.size = r.run.size;
-    g.runs.push_back(&r);
+    std::vector<Group>& list = by_key[{r.run.size, r.run.method}];
+    auto it =
+        std::find_if(list.begin(), list.end(), [&](const Group& g) { return *g.keys == r.keys; });
+    if (it == list.end()) {
+      Group g;
+      g.method = r.run.method, g.size = r.run.size, g.keys = &r.keys;
+      list.push_back(std::move(g));
+      it = list.end() - 1;
+    }
+    it->runs.push_back(&r);
   }
   std::map<std::string, std::vector<Group>> by_size;
-  for (auto& [key, g] : by_key) {
-    std::sort(g.runs.begin(), g.runs.end(),
-              [](const RunData* a, const RunData* b) { return a->run.seed < b->run.seed; });
-    by_size[g.size].push_back(g);
+  std::map<std::string, std::string> group_names;         // run key -> group_name
+  std::map<std::string, std::vector<std::string>> split;  // size -> "method (key, ...)"
+  for (auto& [key, list] : by_key) {
+    const auto main_runs = [&](const Group& g) { return setup_runs[setup_id(*g.runs.front())]; };
+    std::stable_sort(list.begin(), list.end(), [&](const Group& a, const Group& b) {
+      if (main_runs(a) != main_runs(b)) return main_runs(a) > main_runs(b);
+      return nlohmann::json(*a.keys).dump() < nlohmann::json(*b.keys).dump();
+    });
+    std::vector<const verdict::SetupKeys*> setups;
+    setups.reserve(list.size());
+    for (const Group& g : list) setups.push_back(g.keys);
+    const std::vector<std::string> names = distinguishing_keys(setups);
+    if (!names.empty()) {
+      std::string joined;
+      for (const auto& n : names) joined += (joined.empty() ? "" : ", ") + n;
+      split[key.first].push_back(key.second + " (" + std::to_string(list.size()) +
+                                 " setups; they differ in " + joined + ")");
+    }
+    for (size_t k = 0; k < list.size(); ++k) {
+      Group& g = list[k];
+      g.variant = static_cast<int>(k);
+      for (const auto& n : names) {
+        g.setup += (g.setup.empty() ? "" : ", ") + n + "=" +
+                   verdict::key_value_text(*g.keys, n, /*bare_strings=*/true);
+      }
+      std::sort(g.runs.begin(), g.runs.end(),
+                [](const RunData* a, const RunData* b) { return a->run.seed < b->run.seed; });
+      for (const RunData* r : g.runs) group_names[r->run.run_key] = group_name(g);
+      by_size[g.size].push_back(g);
+    }
   }
   std::vector<std::string> sizes;
   sizes.reserve(by_size.size());
@@ -999,8 +1114,21 @@ ReportResult write_report(Store& store, const ReportOptions& options) {
   if (sizes.empty()) page.note("No runs to draw.");
   for (const std::string& size : sizes) {
     const std::vector<Group>& groups = by_size[size];
-    page.heading(3, "Size " + size + " (" + plural(groups.size(), "method") + ")",
+    std::set<std::string> methods;
+    for (const Group& g : groups) methods.insert(g.method);
+    page.heading(3, "Size " + size + " (" + plural(methods.size(), "method") + ")",
                  "size-" + stem(size));
+    if (split.count(size)) {
+      std::string which;
+      for (const auto& m : split[size]) which += (which.empty() ? "" : "; ") + m;
+      page.paragraph(
+          "Runs of one method in different setups are drawn and counted apart, a line (and "
+          "band) each: " +
+          which +
+          ". A setup is what `moebench verdict` pairs runs by (the model section, train.steps, "
+          "train.dtype, data.mode, data.batch_size, moe.experts, eval.val_batches) with the "
+          "method's own options (moe.*); the seed is not part of it.");
+    }
     loss_section(page, size, groups);
     controller_section(page, size, groups);
     theta_section(page, size, groups);
@@ -1011,7 +1139,7 @@ ReportResult write_report(Store& store, const ReportOptions& options) {
     page.heading(2, "Expert load per layer", "load");
     page.note("No runs to draw.");
   } else {
-    heatmap_section(page, heat_runs);
+    heatmap_section(page, heat_runs, group_names);
   }
   kernel_section(page, store);
 

@@ -4,7 +4,11 @@
 // offline and the folder can be committed, copied or served as it is. Torch-free.
 //
 // Figures, each with a caption that says what it shows and its units, or a short note where the
-// database has nothing to draw:
+// database has nothing to draw. A line (and band) is one method in one setup: runs of a method
+// whose configs differ apart from the seed, in the keys `moebench verdict` pairs runs by
+// (verdict::setup_keys) or in the method's options, are drawn apart, each labelled with the keys
+// that tell them apart ("routing_free (model.init=normal; 3 seeds)"); a method with one setup
+// keeps its plain name.
 //  - validation and training loss over steps per method (mean over seeds, band ± 1 sample std);
 //  - density and λ over steps of the methods with a balance controller (Routing-Free, ReMoE),
 //    with each run's target density ρ* (config moe.rho_target) as a dashed line;
@@ -40,7 +44,7 @@ struct ReportOptions {
   std::string size;      // only runs of this size ("micro"); "" = every size, a section each
   bool all = false;      // include runs that are not 'done' (running, interrupted, ...)
   // Runs whose load heat-maps are drawn: run keys or unique prefixes of them. Empty = the
-  // lowest-seed run of each (method, size) group.
+  // lowest-seed run of each (method, size, setup) group.
   std::vector<std::string> heatmap_runs;
   // Tables made by the caller (suite/report.h needs the method registry, which this torch-free
   // code cannot link): the comparison table with the published numbers, and the claims table
@@ -62,6 +66,14 @@ struct ReportResult {
 // ReportError when no run matches (and there are no kernel benchmarks either), plot::PlotError
 // when gnuplot is missing or fails.
 ReportResult write_report(Store& store, const ReportOptions& options);
+
+// The config keys ("model.init") in which runs of one method and size differ between setups, in
+// name order: the keys by which the figures tell a method's setups apart (verdict::setup_keys
+// with the method's options); empty when every method has one setup at each size. Grouping by
+// method, size and these keys splits the runs exactly into (method, size, setup) groups:
+// `moebench report` adds them to the comparison table's group-by columns so that its rows
+// split as the figures' bands do.
+std::vector<std::string> setup_columns(const std::vector<RunRow>& runs);
 
 // Text for HTML element content and attribute values: & < > " ' escaped.
 std::string escape(const std::string& text);

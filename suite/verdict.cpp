@@ -64,37 +64,6 @@ struct RunData {
   double val_loss = kNaN;
 };
 
-// The experiment keys two methods' runs must share to be paired (the method's own options may
-// differ: that is what is compared). Missing keys (hand-made or older configs) count as absent
-// on both sides.
-const std::vector<std::pair<std::string, std::string>>& pairing_keys() {
-  static const std::vector<std::pair<std::string, std::string>> keys = {
-      {"train", "steps"},     {"train", "dtype"}, {"data", "mode"},
-      {"data", "batch_size"}, {"moe", "experts"}, {"eval", "val_batches"}};
-  return keys;
-}
-
-// "section.key" -> value of the pairing keys, with the whole model section.
-std::map<std::string, Json> setup_keys(const Json& config) {
-  std::map<std::string, Json> keys;
-  if (config.contains("model") && config["model"].is_object()) {
-    for (const auto& [name, value] : config["model"].items()) {
-      std::string key = "model.";
-      key += name;
-      keys[key] = value;
-    }
-  }
-  for (const auto& [section, name] : pairing_keys()) {
-    if (config.contains(section) && config[section].is_object() && config[section].contains(name)) {
-      std::string key = section;
-      key += ".";
-      key += name;
-      keys[key] = config[section][name];
-    }
-  }
-  return keys;
-}
-
 double number_at(const Json& config, const char* section, const char* name, double fallback) {
   if (!config.contains(section) || !config[section].is_object()) return fallback;
   const Json& s = config[section];
@@ -106,7 +75,7 @@ double number_at(const Json& config, const char* section, const char* name, doub
 struct Setup {
   std::string size;
   std::string label;  // size, or size#k when the size has several setups
-  std::map<std::string, Json> keys;
+  SetupKeys keys;
   std::map<std::string, std::map<int64_t, std::vector<const RunData*>>> all;  // method, seed
   std::map<std::string, std::map<int64_t, const RunData*>> runs;  // unique (method, seed) only
 
@@ -199,26 +168,17 @@ void read_runs(Context& c) {
 
 // "model.layers=8, train.steps=600" where setup b differs from setup a.
 std::string key_differences(const Setup& a, const Setup& b) {
-  std::set<std::string> names;
-  for (const auto& [k, v] : a.keys) names.insert(k);
-  for (const auto& [k, v] : b.keys) names.insert(k);
   std::vector<std::string> parts;
-  for (const auto& name : names) {
-    const auto ia = a.keys.find(name);
-    const auto ib = b.keys.find(name);
-    const std::string va = ia == a.keys.end() ? "(none)" : ia->second.dump();
-    const std::string vb = ib == b.keys.end() ? "(none)" : ib->second.dump();
-    if (va != vb) {
-      std::string part = name;
-      part += "=";
-      part += vb;
-      part += " (";
-      part += a.label;
-      part += ": ";
-      part += va;
-      part += ")";
-      parts.push_back(std::move(part));
-    }
+  for (const auto& name : differing_keys(a.keys, b.keys)) {
+    std::string part = name;
+    part += "=";
+    part += key_value_text(b.keys, name);
+    part += " (";
+    part += a.label;
+    part += ": ";
+    part += key_value_text(a.keys, name);
+    part += ")";
+    parts.push_back(std::move(part));
   }
   return join(parts, ", ");
 }
@@ -228,7 +188,7 @@ void build_setups(Context& c) {
   std::map<std::string, std::vector<Setup>> by_size;
   for (const RunData& d : c.runs) {
     std::vector<Setup>& list = by_size[d.run.size];
-    std::map<std::string, Json> keys = setup_keys(*d.config);
+    SetupKeys keys = setup_keys(*d.config);
     auto it =
         std::find_if(list.begin(), list.end(), [&](const Setup& s) { return s.keys == keys; });
     if (it == list.end()) {
@@ -792,6 +752,71 @@ NumberStyle summary_style(const ClaimRow& row) { return {row.digits + 1, row.per
 std::string level_text(double level) { return format_printf("%g%% CI", 100 * level); }
 
 }  // namespace
+
+// --- setups --------------------------------------------------------------------------------------
+
+namespace {
+
+// The experiment keys two methods' runs must share to be paired (the method's own options may
+// differ: that is what is compared). Missing keys (hand-made or older configs) count as absent
+// on both sides.
+const std::vector<std::pair<std::string, std::string>>& pairing_keys() {
+  static const std::vector<std::pair<std::string, std::string>> keys = {
+      {"train", "steps"},     {"train", "dtype"}, {"data", "mode"},
+      {"data", "batch_size"}, {"moe", "experts"}, {"eval", "val_batches"}};
+  return keys;
+}
+
+// Every key of config[section] as "section.key" -> value.
+void add_section(const Json& config, const char* section, SetupKeys& keys) {
+  if (!config.contains(section) || !config[section].is_object()) return;
+  for (const auto& [name, value] : config[section].items()) {
+    std::string key = section;
+    key += ".";
+    key += name;
+    keys[key] = value;
+  }
+}
+
+}  // namespace
+
+SetupKeys setup_keys(const Json& config, bool method_options) {
+  SetupKeys keys;
+  if (!config.is_object()) return keys;
+  add_section(config, "model", keys);
+  if (method_options) add_section(config, "moe", keys);
+  for (const auto& [section, name] : pairing_keys()) {
+    if (config.contains(section) && config[section].is_object() && config[section].contains(name)) {
+      std::string key = section;
+      key += ".";
+      key += name;
+      keys[key] = config[section][name];
+    }
+  }
+  return keys;
+}
+
+std::vector<std::string> differing_keys(const SetupKeys& a, const SetupKeys& b) {
+  std::set<std::string> names;
+  for (const auto& [k, v] : a) names.insert(k);
+  for (const auto& [k, v] : b) names.insert(k);
+  std::vector<std::string> out;
+  for (const auto& name : names) {
+    const auto ia = a.find(name);
+    const auto ib = b.find(name);
+    const bool in_a = ia != a.end();
+    const bool in_b = ib != b.end();
+    if (in_a != in_b || (in_a && ia->second != ib->second)) out.push_back(name);
+  }
+  return out;
+}
+
+std::string key_value_text(const SetupKeys& keys, const std::string& name, bool bare_strings) {
+  const auto it = keys.find(name);
+  if (it == keys.end()) return "(none)";
+  if (bare_strings && it->second.is_string()) return it->second.get<std::string>();
+  return it->second.dump();
+}
 
 std::string to_string(Outcome outcome) {
   switch (outcome) {

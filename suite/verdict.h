@@ -16,6 +16,8 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -43,6 +45,31 @@ struct Options {
   // methods with a caveat); empty = the name itself.
   std::function<std::string(const std::string&)> label;
 };
+
+// --- setups ------------------------------------------------------------------------------------
+// What runs must share to be compared: the claims pair runs of one setup, and `moebench report`
+// (suite/html_report.h) draws one band per method and setup, from these same functions.
+
+// A config's setup keys: "section.key" -> value.
+using SetupKeys = std::map<std::string, nlohmann::json>;
+
+// The setup keys of a stored config (runs.config_json, parsed): the whole model section and the
+// pairing keys train.steps, train.dtype, data.mode, data.batch_size, moe.experts and
+// eval.val_batches. With method_options, also the whole moe section: the method's own options,
+// which runs of different methods need not share but runs of one method must, to count as seeds
+// of one experiment (the claims leave out two runs of one method, setup and seed that differ
+// there). A key the config lacks is absent (hand-made or older configs); a config that is not
+// an object has none.
+SetupKeys setup_keys(const nlohmann::json& config, bool method_options = false);
+
+// The names of the keys whose values differ between a and b (a key on one side only differs),
+// in name order.
+std::vector<std::string> differing_keys(const SetupKeys& a, const SetupKeys& b);
+
+// A key's value as text: its JSON ("normal" with quotes, 600) or, with bare_strings, a string
+// without quotes (normal); "(none)" where the key is absent.
+std::string key_value_text(const SetupKeys& keys, const std::string& name,
+                           bool bare_strings = false);
 
 // How a claim came out.
 //  - kHolds: the interval lies entirely on the claimed side of 0 (within the margin, for an

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <regex>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,7 @@ struct RunSpec {
   bool routed = true;       // has layer statistics (not dense)
   bool theta_sweep = false;
   RunStatus status = RunStatus::kDone;
+  std::string init{};  // config model.init; "" = no model section
 };
 
 // One run as the trainer and evaluator write it: 11 logged steps, 3 eval points with layer
@@ -62,7 +64,8 @@ void add_run(Store& store, const RunSpec& spec) {
   r.run_key = spec.key;
   r.config_json = R"({"moe":{"method":")" + spec.method +
                   R"(","rho_target":0.25,"theta":1.0},"train":{"seed":)" +
-                  std::to_string(spec.seed) + "}}";
+                  std::to_string(spec.seed) + "}" +
+                  (spec.init.empty() ? "" : R"(,"model":{"init":")" + spec.init + R"("})") + "}";
   r.method = spec.method;
   r.size = "micro";
   r.seed = spec.seed;
@@ -303,6 +306,138 @@ TEST_F(HtmlReportTest, PageHasEveryFigureAndBothTables) {
   // Every figure has a caption with its unit.
   EXPECT_TRUE(contains(html, "nats per token"));
   EXPECT_TRUE(r.notes.empty()) << r.notes.front();
+  // One setup per method: plain names, no note about setups.
+  EXPECT_FALSE(contains(html, "drawn and counted apart"));
+  EXPECT_TRUE(contains(html, "Size micro (4 methods)"));
+  EXPECT_TRUE(setup_columns(store.runs()).empty());
+}
+
+// The text between `from` and the next `to` after it ("" when absent).
+std::string between(const std::string& text, const std::string& from, const std::string& to) {
+  const size_t start = text.find(from);
+  if (start == std::string::npos) return "";
+  const size_t end = text.find(to, start + from.size());
+  return text.substr(start + from.size(), end - start - from.size());
+}
+
+// The gnuplot point type of the line titled `title` in a figure's script (-1 when absent).
+int point_of(const std::string& script, const std::string& title) {
+  const std::string line = between(script, "", "title '" + title + "'");
+  const size_t pt = line.rfind(" pt ");
+  if (pt == std::string::npos || line.size() == script.size()) return -1;
+  return std::stoi(line.substr(pt + 4));
+}
+
+// Routing-Free in two setups (model.init published: seeds 1-3; normal: seeds 1-2) beside top-k
+// (published, seeds 1-2): one band per setup with its own seed count and a label naming the key
+// that differs; top-k keeps its plain label. Expected values written out by hand.
+TEST_F(HtmlReportTest, MethodInTwoSetupsGetsOneBandEach) {
+  Store store(db_path());
+  add_run(store,
+          {"rfp1aaaaaa", "routing_free", 1, true, true, true, RunStatus::kDone, "published"});
+  add_run(store,
+          {"rfp2bbbbbb", "routing_free", 2, true, true, true, RunStatus::kDone, "published"});
+  add_run(store,
+          {"rfp3cccccc", "routing_free", 3, true, true, true, RunStatus::kDone, "published"});
+  add_run(store, {"rfn1dddddd", "routing_free", 1, true, true, true, RunStatus::kDone, "normal"});
+  add_run(store, {"rfn2eeeeee", "routing_free", 2, true, true, true, RunStatus::kDone, "normal"});
+  add_run(store, {"tkp1ffffff", "topk", 1, false, true, false, RunStatus::kDone, "published"});
+  add_run(store, {"tkp2gggggg", "topk", 2, false, true, false, RunStatus::kDone, "published"});
+  EXPECT_EQ(setup_columns(store.runs()), std::vector<std::string>{"model.init"});
+
+  SKIP_WITHOUT_GNUPLOT();
+  ReportOptions o = options();
+  const ReportResult r = write_report(store, o);
+  EXPECT_EQ(r.runs, 7);
+  const std::string html = slurp(r.index);
+  expect_self_contained(o.out_dir, html);
+  EXPECT_TRUE(contains(html, "Size micro (2 methods)"));
+  EXPECT_TRUE(contains(html, "routing_free (2 setups; they differ in model.init)"));
+
+  const std::string published = "routing_free (model.init=published; 3 seeds)";
+  const std::string normal = "routing_free (model.init=normal; 2 seeds)";
+  for (const char* figure : {"loss_val_micro", "loss_train_micro", "density_micro", "lambda_micro",
+                             "theta_loss_micro", "theta_density_micro"}) {
+    const std::string svg = slurp(o.out_dir / (std::string(figure) + ".svg"));
+    EXPECT_TRUE(contains(svg, published)) << figure;
+    EXPECT_TRUE(contains(svg, normal)) << figure;
+    EXPECT_FALSE(contains(svg, "5 seeds")) << figure << ": the setups are not merged";
+    EXPECT_FALSE(contains(svg, "routing_free (3 seeds)")) << figure;
+  }
+  EXPECT_TRUE(contains(slurp(o.out_dir / "loss_val_micro.svg"), "topk (2 seeds)"));
+  // Routing-Free's colour for both; its own marker (filled circle, 7) for the main setup (5 of
+  // the 7 runs), another one for the other.
+  const std::string script = slurp(o.out_dir / "plot-data" / "loss_val_micro.gp");
+  EXPECT_EQ(point_of(script, published), 7);
+  const int other = point_of(script, normal);
+  EXPECT_GT(other, 0);
+  EXPECT_NE(other, 7);
+  // The bands at step 100 (series 0: published, 1: normal, 2: topk, methods by name, the main
+  // setup first): add_run's val loss there is 8 - 2 + 0.05 * seed + 0.03 * (12 % 5), so
+  // published has 6.11, 6.16, 6.21 (mean 6.16, sample std 0.05) and normal 6.11, 6.16 (mean
+  // 6.135, sample std 0.05 / sqrt(2)).
+  const auto row_at_100 = [&](int series) {
+    std::istringstream in(between(
+        slurp(o.out_dir / "plot-data" / ("loss_val_micro." + std::to_string(series) + ".tsv")),
+        "\n100\t", "\n"));
+    double y = kNaN, low = kNaN, high = kNaN;
+    in >> y >> low >> high;
+    return std::vector<double>{y, low, high};
+  };
+  const std::vector<double> p = row_at_100(0);
+  EXPECT_NEAR(p[0], 6.16, 1e-9);
+  EXPECT_NEAR(p[1], 6.16 - 0.05, 1e-9);
+  EXPECT_NEAR(p[2], 6.16 + 0.05, 1e-9);
+  const std::vector<double> n = row_at_100(1);
+  EXPECT_NEAR(n[0], 6.135, 1e-9);
+  EXPECT_NEAR(n[1], 6.135 - 0.05 / std::sqrt(2.0), 1e-9);
+  EXPECT_NEAR(n[2], 6.135 + 0.05 / std::sqrt(2.0), 1e-9);
+
+  // The table of active experts: a row per setup with its run count.
+  const std::string active = between(html, "<table id=\"active-micro\">", "</table>");
+  EXPECT_TRUE(
+      contains(active, "<td>routing_free (model.init=published)</td><td class=\"num\">3</td>"))
+      << active;
+  EXPECT_TRUE(contains(active, "<td>routing_free (model.init=normal)</td><td class=\"num\">2</td>"))
+      << active;
+  EXPECT_TRUE(contains(active, "<td>topk</td><td class=\"num\">2</td>")) << active;
+
+  // Heat-maps: the lowest seed of each group, the setup named in the caption.
+  const std::set<std::string> images(r.images.begin(), r.images.end());
+  EXPECT_TRUE(images.count("load_rfp1aaaaaa_step100.svg"));
+  EXPECT_TRUE(images.count("load_rfn1dddddd_step100.svg"));
+  EXPECT_TRUE(images.count("load_tkp1ffffff_step100.svg"));
+  EXPECT_FALSE(images.count("load_rfp2bbbbbb_step100.svg"));
+  EXPECT_FALSE(images.count("load_rfn2eeeeee_step100.svg"));
+  EXPECT_TRUE(contains(html, "run rfn1dddddd (routing_free (model.init=normal), micro, seed 1)"));
+}
+
+// The keys that tell a method's setups apart: only between runs of one method and size; the
+// method's own options count (two runs of seed 1 that differ in moe.theta are two setups).
+TEST(HtmlReport, SetupColumnsAreTheKeysThatSplitAMethodsRuns) {
+  const auto run = [](const std::string& method, const std::string& size, int64_t seed,
+                      const std::string& config) {
+    return test_support::test_run_row(method, size, seed, config);
+  };
+  const std::string base = R"({"model":{"layers":4},"moe":{"theta":1.0},"train":{"steps":300}})";
+  EXPECT_TRUE(
+      setup_columns({run("routing_free", "micro", 1, base), run("routing_free", "micro", 2, base)})
+          .empty())
+      << "seeds alone do not split";
+  EXPECT_TRUE(setup_columns({run("routing_free", "micro", 1, base),
+                             run("topk", "micro", 1, R"({"model":{"layers":4},"moe":{"top_k":2}})"),
+                             run("routing_free", "S", 1, R"({"model":{"layers":8}})")})
+                  .empty())
+      << "different methods or sizes are never compared";
+  EXPECT_EQ(
+      setup_columns({run("routing_free", "micro", 1, base),
+                     run("routing_free", "micro", 1,
+                         R"({"model":{"layers":4},"moe":{"theta":1.2},"train":{"steps":300}})"),
+                     run("topk", "micro", 1, base),
+                     run("topk", "micro", 2,
+                         R"({"model":{"layers":4},"moe":{"theta":1.0},"train":{"steps":600}})"),
+                     run("remoe", "micro", 1, "not json"), run("remoe", "micro", 2, "{}")}),
+      (std::vector<std::string>{"moe.theta", "train.steps"}));
 }
 
 TEST_F(HtmlReportTest, NotesInsteadOfMissingFigures) {
