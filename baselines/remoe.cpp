@@ -98,7 +98,14 @@ void ReMoEBalance::after_optimizer_step() {
   // The original schedule moves λ once per optimizer step, on the sparsity of all the
   // micro-batches that step saw; no training forward since the last step means no evidence.
   cadence_.end_step();
-  if (rf_paper_ || sparsity_count_ == 0) return;
+  if (rf_paper_) return;
+  if (rank_sum_) {
+    std::vector<double> step{sparsity_sum_, sparsity_count_};
+    rank_sum_(step);
+    sparsity_sum_ = step[0];
+    sparsity_count_ = step[1];
+  }
+  if (sparsity_count_ == 0) return;
   const double target = 1.0 - static_cast<double>(k_) / static_cast<double>(experts_);
   lambda_ = next_lambda(lambda_, sparsity_sum_ / sparsity_count_, target, opts_.remoe_alpha);
   sparsity_sum_ = 0;

@@ -75,6 +75,12 @@ class ReMoEBalance : public models::AuxController {
                      const torch::Tensor& token_mask_N, bool training) override;
   void after_optimizer_step() override;
   void set_micro_batches(int per_step) override { cadence_.set_micro_batches(per_step); }
+  // Both variants' λ inputs are summed over data-parallel ranks: the cadence's ρ, and the
+  // original variant's sparsity of the step.
+  void set_rank_sum(models::RankSum sum) override {
+    cadence_.set_rank_sum(sum);
+    rank_sum_ = std::move(sum);
+  }
   std::map<std::string, double> metrics() const override { return metrics_; }
   // "lambda" plus the sparsity accumulators (empty at optimizer-step boundaries, but saved so a
   // mid-accumulation snapshot resumes exactly).
@@ -96,6 +102,7 @@ class ReMoEBalance : public models::AuxController {
   models::LambdaCadence cadence_;
   double sparsity_sum_ = 0;  // Σ of per-layer S over training forwards since the last step
   double sparsity_count_ = 0;
+  models::RankSum rank_sum_;
   std::map<std::string, double> metrics_;
 };
 

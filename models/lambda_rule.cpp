@@ -32,7 +32,13 @@ int LambdaCadence::observe(double rho, double* rho_mean) {
     due = static_cast<int>((m + 1) * u / a - m * u / a);
   }
   if (due == 0) return 0;
-  *rho_mean = rho_sum_ / rho_count_;
+  if (rank_sum_) {
+    std::vector<double> interval{rho_sum_, static_cast<double>(rho_count_)};
+    rank_sum_(interval);
+    *rho_mean = interval[0] / interval[1];
+  } else {
+    *rho_mean = rho_sum_ / rho_count_;
+  }
   rho_sum_ = 0;
   rho_count_ = 0;
   return due;

@@ -3,10 +3,16 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 namespace moebench::models {
+
+// Sums a few scalars over the data-parallel ranks, in place, on every rank. A collective: every
+// rank calls it at the same points. Unset (empty) in a single process.
+using RankSum = std::function<void(std::vector<double>&)>;
 
 // λ ← min(1, λ·(1+η)^sign(ρ − ρ*)), in fp32 like the official code. bf16_quirk rounds the
 // result to bfloat16 as the official code stores it (an option, off by default).
@@ -27,12 +33,18 @@ inline constexpr const char* kLambdaUpdatesHelp =
 // ρ of the micro-batches since the previous update. So A = 8, U = 2 updates after micro-batches 3
 // and 7 with the mean of four ρ each; A = 1, U = 2 applies two updates with that batch's ρ.
 // U = 0 keeps the per-micro-batch cadence (one update after every training forward).
+// Data parallel (W ranks, A/W micro-batches each): A is the rank's own count and each update's ρ
+// is the mean over the ranks' intervals (set_rank_sum), as the official code averages λ's input
+// over GPUs. With rank r taking the step's micro-batches r, r+W, r+2W, ..., the updates fall
+// where one process's would whenever U ≤ A/W, so λ moves exactly as in one process.
 class LambdaCadence {
  public:
   explicit LambdaCadence(int updates_per_step = 0) : updates_per_step_(updates_per_step) {}
   // Micro-batches per optimizer step (the trainer's gradient accumulation); 1 until set.
   void set_micro_batches(int per_step) { micro_batches_ = per_step < 1 ? 1 : per_step; }
   int micro_batches() const { return micro_batches_; }
+  // Data parallel: the interval's ρ sum and count are summed over the ranks before an update.
+  void set_rank_sum(RankSum sum) { rank_sum_ = std::move(sum); }
 
   // Records one training forward's ρ. Returns the number of λ updates due now (0 while the
   // interval is still collecting) and sets *rho_mean to the interval's mean ρ when it is > 0.
@@ -52,6 +64,7 @@ class LambdaCadence {
   int micro_index_ = 0;  // micro-batches seen in this optimizer step
   double rho_sum_ = 0;   // ρ of the micro-batches since the last update
   int rho_count_ = 0;
+  RankSum rank_sum_;
 };
 
 }  // namespace moebench::models

@@ -11,6 +11,7 @@
 
 #include "kernels/expert_ops.h"
 #include "kernels/routing.h"
+#include "models/lambda_rule.h"
 #include "models/options.h"
 
 namespace moebench::models {
@@ -71,6 +72,9 @@ class AuxController {
   // The trainer's micro-batches per optimizer step, for controllers whose update cadence is set
   // per optimizer step (LambdaCadence); called before training.
   virtual void set_micro_batches(int /*per_step*/) {}
+  // Data parallel: how to sum the statistics that move the controller's state (λ's ρ) over the
+  // ranks. Statistics that only enter the loss need none: the gradients are summed over ranks.
+  virtual void set_rank_sum(RankSum /*sum*/) {}
   // Scalars for logging and checkpoints (e.g. "lambda", "density", "l_eb").
   virtual std::map<std::string, double> metrics() const { return {}; }
   virtual std::map<std::string, double> state() const { return {}; }

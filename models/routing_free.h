@@ -74,6 +74,7 @@ class UnifiedBalance : public AuxController {
   std::map<std::string, double> metrics() const override { return metrics_; }
   void after_optimizer_step() override { cadence_.end_step(); }
   void set_micro_batches(int per_step) override { cadence_.set_micro_batches(per_step); }
+  void set_rank_sum(RankSum sum) override { cadence_.set_rank_sum(std::move(sum)); }
   std::map<std::string, double> state() const override;
   void load_state(const std::map<std::string, double>& s) override;
   float lambda() const { return lambda_; }

@@ -6,6 +6,7 @@ set -euo pipefail
 PKGS=(
   build-essential cmake pkg-config ccache git ca-certificates
   libtorch-dev            # LibTorch 1.13 (CPU) from Debian
+  libgloo-dev             # headers of c10d's Gloo backend: data-parallel `moebench train`
   libopenblas0-pthread    # without it LibTorch matmuls fall back to the ~10x slower reference BLAS
   libfmt-dev libcli11-dev libsqlite3-dev sqlite3 libpcre2-dev
   nlohmann-json3-dev libtomlplusplus-dev

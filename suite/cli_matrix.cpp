@@ -23,6 +23,7 @@ struct MatrixArgs {
   std::string slurm_partition;
   std::string slurm_time = "24:00:00";
   int slurm_gpus = 1;
+  int slurm_ranks = 1;
 };
 
 void on_signal(int) { request_stop(); }
@@ -46,14 +47,20 @@ void add_matrix_command(CLI::App& app, GlobalOptions& global) {
   auto* emit = cmd->add_option(
       "--emit-slurm", args.emit_slurm,
       "train nothing here: write DIR/runs.txt (one `moebench train` line per run not yet done "
-      "in --db) and DIR/matrix.sbatch (a SLURM array job, task i runs line i; submit it with "
-      "sbatch)");
+      "in --db), DIR/matrix.sbatch (a SLURM array job, task i runs line i in a store of its own; "
+      "submit it with sbatch) and DIR/merge.sh (merges the tasks' stores into --db)");
   cmd->add_option("--slurm-partition", args.slurm_partition, "partition (default: the cluster's)")
       ->needs(emit);
   cmd->add_option("--slurm-time", args.slurm_time, "time limit per task, HH:MM:SS or D-HH:MM:SS")
       ->capture_default_str()
       ->needs(emit);
-  cmd->add_option("--slurm-gpus", args.slurm_gpus, "GPUs per task (0 = CPU-only tasks)")
+  cmd->add_option("--slurm-gpus", args.slurm_gpus,
+                  "GPUs per run (with --slurm-ranks: per rank; 0 = CPU-only tasks)")
+      ->capture_default_str()
+      ->needs(emit);
+  cmd->add_option("--slurm-ranks", args.slurm_ranks,
+                  "data-parallel ranks per run: srun starts them as the tasks of one array task, "
+                  "one GPU each with --slurm-gpus 1")
       ->capture_default_str()
       ->needs(emit);
   cmd->callback([&global] {
@@ -87,6 +94,7 @@ void add_matrix_command(CLI::App& app, GlobalOptions& global) {
       so.partition = args.slurm_partition;
       so.time = args.slurm_time;
       so.gpus = args.slurm_gpus;
+      so.ranks = args.slurm_ranks;
       so.cpus = global.threads;
       emit_slurm(pending, so);
       const auto dir = std::filesystem::absolute(args.emit_slurm).lexically_normal();
@@ -94,7 +102,8 @@ void add_matrix_command(CLI::App& app, GlobalOptions& global) {
                  runs.size(), runs.size() - pending.size(), pending.size(),
                  (dir / "runs.txt").string());
       if (!pending.empty())
-        fmt::print("submit with: sbatch {}\n", (dir / "matrix.sbatch").string());
+        fmt::print("submit with: sbatch {}\nwhen the array has ended: sh {}\n",
+                   (dir / "matrix.sbatch").string(), (dir / "merge.sh").string());
       return;
     }
     size_t left = 0;

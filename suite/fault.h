@@ -1,5 +1,6 @@
 // Fault injection for the crash drills: MOEBENCH_FAULT="name" or "name@step" kills the process
-// (SIGKILL, as `kill -9` would) when it reaches that point. Unset in normal use: one getenv.
+// (SIGKILL, as `kill -9` would) when it reaches that point; with MOEBENCH_FAULT_RANK=r only
+// data-parallel rank r does. Unset in normal use: one getenv.
 #pragma once
 
 #include <cstdint>

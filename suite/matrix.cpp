@@ -160,7 +160,6 @@ std::string train_command_line(const PlannedRun& run, const SlurmOptions& opts) 
   if (opts.cpus > 0) line += fmt::format(" --threads {}", opts.cpus);
   line += " train --config " + shell_quote(base);
   for (const auto& o : run.overrides) line += " --set " + shell_quote(o);
-  line += " --db " + shell_quote(absolute(opts.db));
   line += " --checkpoints " + shell_quote(absolute(opts.checkpoints));
   return line + " --quiet";
 }
@@ -174,12 +173,16 @@ void emit_slurm(const std::vector<PlannedRun>& pending, const SlurmOptions& opts
   if (opts.gpus < 0) {
     throw ConfigError(fmt::format("--slurm-gpus {}: must be 0 (CPU tasks) or more", opts.gpus));
   }
+  if (opts.ranks < 1) {
+    throw ConfigError(fmt::format("--slurm-ranks {}: must be 1 or more", opts.ranks));
+  }
   check_slurm_word("slurm-partition", opts.partition);
   namespace fs = std::filesystem;
   const fs::path dir = fs::absolute(opts.dir).lexically_normal();
   check_slurm_word("emit-slurm folder", dir.string());  // it appears in #SBATCH --output
   std::error_code ec;
   fs::create_directories(dir / "logs", ec);
+  if (!ec) fs::create_directories(dir / "db", ec);
   if (ec) {
     throw ConfigError(
         fmt::format("--emit-slurm {}: cannot create the folder: {}", dir.string(), ec.message()));
@@ -194,51 +197,99 @@ void emit_slurm(const std::vector<PlannedRun>& pending, const SlurmOptions& opts
   for (const auto& r : pending) lines += train_command_line(r, opts) + "\n";
   write(dir / "runs.txt", lines);
   const fs::path sbatch = dir / "matrix.sbatch";
+  const fs::path merge = dir / "merge.sh";
   if (pending.empty()) {  // sbatch refuses --array=1-0; a stale script would rerun old lines
     fs::remove(sbatch, ec);
+    fs::remove(merge, ec);
     return;
   }
   std::string job = fs::path(opts.plan).stem().string();
   for (char& c : job) {
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') c = '_';
   }
+  const std::string exe = shell_quote(opts.moebench);
   std::string s;
   s += "#!/bin/bash\n";
   s += fmt::format(
       "# moebench matrix {}: {} runs not yet done when emitted, one array task per line of\n"
-      "# runs.txt (task i runs line i). Submit with: sbatch {}\n",
-      opts.plan, pending.size(), sbatch.string());
+      "# runs.txt (task i runs line i){}. Submit with: sbatch {}\n"
+      "# and when the array has ended: sh {}\n",
+      opts.plan, pending.size(),
+      opts.ranks > 1 ? fmt::format(", each data parallel over {} ranks", opts.ranks) : "",
+      sbatch.string(), merge.string());
   s += fmt::format("#SBATCH --job-name=moebench-{}\n", job);
   s += fmt::format("#SBATCH --array=1-{}\n", pending.size());
   s += fmt::format("#SBATCH --time={}\n", opts.time);
   if (!opts.partition.empty()) s += fmt::format("#SBATCH --partition={}\n", opts.partition);
-  if (opts.gpus > 0) s += fmt::format("#SBATCH --gres=gpu:{}\n", opts.gpus);
+  if (opts.ranks > 1) {
+    s += fmt::format("#SBATCH --ntasks={}\n", opts.ranks);
+    if (opts.gpus > 0) s += fmt::format("#SBATCH --gpus-per-task={}\n", opts.gpus);
+  } else if (opts.gpus > 0) {
+    s += fmt::format("#SBATCH --gres=gpu:{}\n", opts.gpus);
+  }
   if (opts.cpus > 0) s += fmt::format("#SBATCH --cpus-per-task={}\n", opts.cpus);
   s += fmt::format("#SBATCH --output={}/%A_%a.out\n", (dir / "logs").string());
   s += fmt::format(
       "#\n"
-      "# Every task writes to one SQLite store, {}. SQLite over NFS needs care:\n"
-      "# its WAL mode assumes every writer is on one host (shared memory) and NFS locks are\n"
-      "# often unreliable, so tasks on several nodes can see 'database is locked' or worse.\n"
-      "# Either keep the db on a file system with working POSIX locks and rely on the store's\n"
-      "# busy timeout (fine for a few concurrent runs: each writes a batch of rows every\n"
-      "# log interval), or give each node its own db (edit --db in runs.txt, double-quoted so\n"
-      "# that eval expands it: --db \"results/node_${{SLURM_NODEID}}.sqlite\") and merge the "
-      "files\n"
-      "# afterwards; `moebench matrix` only skips runs found in the db it is given.\n"
-      "# Re-running a task is safe: moebench train skips a done run and resumes an\n"
-      "# interrupted one from its checkpoint ({}).\n",
-      absolute(opts.db), absolute(opts.checkpoints));
+      "# The store: SQLite's locks and its WAL mode do not hold on network file systems (NFS,\n"
+      "# Lustre), so tasks never share one database. Task i trains into a store on the node's\n"
+      "# local disk ($SLURM_TMPDIR, $TMPDIR or /tmp) and, when it ends for any reason, copies it\n"
+      "# through `moebench merge` to {}/task_i.sqlite, where a rerun of the task\n"
+      "# starts from. merge.sh then merges every task's store into {}\n"
+      "# (idempotent, keyed by run key; conflicting duplicates are reported, not overwritten).\n"
+      "# Checkpoints go to {}, which every rank and every rerun must see:\n"
+      "# a rerun task resumes its run from there, a finished run is skipped.\n",
+      (dir / "db").string(), absolute(opts.db), absolute(opts.checkpoints));
   s += "set -euo pipefail\n";
+  s += fmt::format("moebench={}\n", exe);
   s += fmt::format("runs={}\n", shell_quote((dir / "runs.txt").string()));
   s += "line=$(sed -n \"${SLURM_ARRAY_TASK_ID}p\" \"$runs\")\n";
   s += "if [ -z \"$line\" ]; then\n";
   s += "  echo \"moebench: no line ${SLURM_ARRAY_TASK_ID} in $runs\" >&2\n";
   s += "  exit 1\n";
   s += "fi\n";
+  s += fmt::format("shared={}/task_${{SLURM_ARRAY_TASK_ID}}.sqlite\n",
+                   shell_quote((dir / "db").string()));
+  s += "local_db=\"${SLURM_TMPDIR:-${TMPDIR:-/tmp}}/"
+       "moebench_${SLURM_ARRAY_JOB_ID:-${SLURM_JOB_ID:-0}}"
+       "_${SLURM_ARRAY_TASK_ID}.sqlite\"\n";
+  s += "rm -f \"$local_db\" \"$local_db-wal\" \"$local_db-shm\"\n";
+  s += "if [ -f \"$shared\" ]; then \"$moebench\" merge \"$local_db\" \"$shared\" >/dev/null; fi\n";
+  s += "save() {\n";
+  s += "  [ -f \"$local_db\" ] || return 0\n";
+  s += "  rm -f \"$shared.part\" \"$shared.part-wal\" \"$shared.part-shm\"\n";
+  s += "  \"$moebench\" merge \"$shared.part\" \"$local_db\" >/dev/null && mv -f \"$shared.part\" "
+       "\"$shared\"\n";
+  s += "}\n";
+  s += "trap save EXIT\n";
+  s += "trap 'exit 143' TERM\n";
+  s += "trap 'exit 130' INT\n";
   s += "echo \"task ${SLURM_ARRAY_TASK_ID} on $(hostname): $line\"\n";
-  s += "eval \"$line\"\n";
+  if (opts.ranks > 1) {
+    s += "# Rank 0 runs on this (the first) node and writes the store; srun starts the ranks.\n";
+    s += "MASTER_ADDR=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | head -n 1)\n";
+    s += "export MASTER_ADDR\n";
+    s += "export MASTER_PORT=$((20000 + SLURM_JOB_ID % 20000))\n";
+    s += "eval \"srun $line --db '$local_db'\"\n";
+  } else {
+    s += "eval \"$line --db '$local_db'\"\n";
+  }
   write(sbatch, s);
+  std::string m;
+  m += "#!/bin/sh\n";
+  m += fmt::format(
+      "# Merges the stores of the array tasks of {} into one (rerun it as more tasks end).\n",
+      opts.plan);
+  m += "set -eu\n";
+  m += fmt::format("set -- {}/task_*.sqlite\n", shell_quote((dir / "db").string()));
+  m += "if [ ! -e \"$1\" ]; then\n";
+  m += "  echo \"merge.sh: no task stores yet in ${1%/*}\" >&2\n";
+  m += "  exit 1\n";
+  m += "fi\n";
+  m += fmt::format("exec {} merge {} \"$@\"\n", exe, shell_quote(absolute(opts.db)));
+  write(merge, m);
+  fs::permissions(merge, fs::perms::owner_exec | fs::perms::group_exec | fs::perms::others_exec,
+                  fs::perm_options::add, ec);
 }
 
 }  // namespace moebench

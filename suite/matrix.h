@@ -37,24 +37,32 @@ std::vector<PlannedRun> load_plan(const std::filesystem::path& plan);
 std::vector<bool> finished_in_store(const std::vector<PlannedRun>& runs, Store& store);
 
 // SLURM emission (`moebench matrix --emit-slurm DIR`): one `moebench train` line per run in
-// DIR/runs.txt and an sbatch array job DIR/matrix.sbatch whose task i runs line i.
+// DIR/runs.txt, an sbatch array job DIR/matrix.sbatch whose task i runs line i, and
+// DIR/merge.sh. SQLite is not shared between tasks (its locks and WAL do not hold on network file
+// systems): task i writes its own store on the node's local disk, copied (through `moebench
+// merge`) to DIR/db/task_i.sqlite when the task ends, and read back from there when the task is
+// rerun; merge.sh then merges every task's store into `db`. With ranks > 1 each task trains its
+// run data parallel: srun starts one rank per task slot (one GPU each when gpus > 0).
 struct SlurmOptions {
   std::filesystem::path dir;
   std::string moebench;     // absolute path of the executable the jobs run
-  std::string db;           // shared SQLite store (made absolute)
-  std::string checkpoints;  // checkpoint folder (made absolute)
+  std::string db;           // the store merge.sh merges every task's store into (made absolute)
+  std::string checkpoints;  // checkpoint folder (made absolute; every rank and rerun must see it)
   std::string data_dir;     // --data for every run (made absolute)
   std::string plan;         // for the job name and the comments
   std::string partition;    // "" = the cluster's default
   std::string time = "24:00:00";
-  int gpus = 1;  // GPUs per task; 0 = CPU-only tasks
-  int cpus = 0;  // --cpus-per-task; 0 = leave it to the cluster
+  int gpus = 1;   // GPUs per array task (ranks > 1: per rank); 0 = CPU-only tasks
+  int cpus = 0;   // --cpus-per-task; 0 = leave it to the cluster
+  int ranks = 1;  // data-parallel ranks per run (srun tasks of one array task)
 };
 
-// The shell command line that trains `run` (every argument single-quoted).
+// The shell command line that trains `run` (every argument single-quoted), without --db: the
+// sbatch script appends the task's own store.
 std::string train_command_line(const PlannedRun& run, const SlurmOptions& opts);
-// Writes DIR/runs.txt with the given (pending) runs, in order, and DIR/matrix.sbatch (removed
-// when there is nothing to run). Throws ConfigError on a bad --slurm-time or --slurm-gpus.
+// Writes DIR/runs.txt with the given (pending) runs, in order, DIR/matrix.sbatch and
+// DIR/merge.sh (both removed when there is nothing to run). Throws ConfigError on a bad
+// --slurm-time, --slurm-gpus or --slurm-ranks.
 void emit_slurm(const std::vector<PlannedRun>& pending, const SlurmOptions& opts);
 
 }  // namespace moebench

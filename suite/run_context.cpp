@@ -7,6 +7,7 @@
 #include "datasets/prepare.h"
 #include "datasets/vocab.h"
 #include "models/method.h"
+#include "suite/distributed.h"
 
 namespace moebench {
 
@@ -16,7 +17,12 @@ torch::Device run_device(const RunConfig& cfg) {
   }
   const bool cuda =
       cfg.train.device == "cuda" || (cfg.train.device == "auto" && torch::cuda::is_available());
-  return cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  if (!cuda) return torch::Device(torch::kCPU);
+  // Data parallel on one machine (torchrun, --nproc, srun with several GPUs per task): local
+  // rank i takes GPU i (srun's one GPU per task makes that GPU 0 of each task).
+  const auto gpus = static_cast<int>(torch::cuda::device_count());
+  const int local = dist::launch_env().local_rank;
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(gpus > 0 ? local % gpus : 0));
 }
 
 models::ModelOptions model_options(const RunConfig& c, int64_t vocab_size) {

@@ -71,22 +71,22 @@ class Trainer {
   void setup();
   void prepare_final_evaluation();
   bool resume();
-  RunRow begin_row(Store& store);
-  RunStatus train_loop(Store& store, int64_t first_step);
+  RunRow begin_row();
+  RunStatus train_loop(int64_t first_step);
   StepResult train_step();
   // Refreshes this process's lease on the run every few seconds; throws if another process has
   // taken the run over (this one was presumed dead).
-  void keep_lease(Store& store);
-  void mark_failed(Store& store);
-  void log_step(const StepResult& r, Store& store, int64_t first_step);
-  void evaluate_during_training(Store& store);
-  void finish(RunStatus status, Store& store);
+  void keep_lease();
+  void mark_failed();
+  void log_step(const StepResult& r, int64_t first_step);
+  void evaluate_during_training();
+  void finish(RunStatus status);
 
   double lr_at(int64_t step) const;
   // Mean validation loss over the configured batches (weighted by real tokens) + balance stats.
   double val_loss(models::BalanceStats* stats);
   void save();
-  void write_eval(double val_loss, const models::BalanceStats& stats, Store& store);
+  void write_eval(double val_loss, const models::BalanceStats& stats);
   // Routing flip rate on the first val batch against the snapshot beside the checkpoint; rows
   // only when that snapshot is from an earlier step (a resumed run has written later ones).
   std::vector<EvalRow> routing_flip();
@@ -116,6 +116,17 @@ class Trainer {
   std::optional<eval::MaskSnapshot> pending_masks_;
   RunStatus status_ = RunStatus::kRunning;
   Clock::time_point last_heartbeat_;
+  // Data parallel (one process: no group, rank 0 of 1).
+  std::unique_ptr<dist::Group> group_;
+  int rank_ = 0;
+  int world_ = 1;
+  // The store: rank 0's alone (null on the other ranks, which write nothing).
+  Store* store_ = nullptr;
+  bool leader() const { return rank_ == 0; }
+  // Whether to stop before the next step; data parallel, every rank stops if any was asked to.
+  bool stop_now();
+  // Data parallel, after resume(): every rank at the same step, rank 0's weights everywhere.
+  void sync_ranks();
 };
 
 void Trainer::setup() {
@@ -125,7 +136,14 @@ void Trainer::setup() {
   total_steps_ = cfg_.train.steps > 0 ? cfg_.train.steps
                                       : ctx_.train_sampler->num_samples() / cfg_.data.batch_size;
   controller_ = baselines::make_controller(ctx_.model->opts.moe, cfg_.model.layers);
-  if (controller_) controller_->set_micro_batches(accum_);
+  if (controller_) {
+    // Data parallel, each rank runs accum_ / world_ of the step's micro-batches and λ's inputs
+    // are summed over the ranks (LambdaCadence, ReMoE's step sparsity).
+    controller_->set_micro_batches(accum_ / world_);
+    if (group_) {
+      controller_->set_rank_sum([g = group_.get()](std::vector<double>& v) { g->sum(v); });
+    }
+  }
 
   // Weight decay on everything but biases and norm weights, as the official code (RF's γ decays,
   // its offset b, a bias, does not).
@@ -165,6 +183,7 @@ bool Trainer::resume() {
     if (controller_) controller_->load_state(state_.controller);
     return true;
   }
+  if (!leader()) return false;
   if (std::filesystem::exists(ckpt_dir_ / "LATEST")) {
     fmt::print(stderr, "warning: no complete checkpoint in {}: run {} starts over from step 0\n",
                ckpt_dir_.string(), run_key_);
@@ -173,6 +192,34 @@ bool Trainer::resume() {
   routing_flip();
   save_pending_masks();
   return false;
+}
+
+void Trainer::sync_ranks() {
+  if (!group_) return;
+  std::vector<double> steps(static_cast<size_t>(world_), 0.0);
+  steps[static_cast<size_t>(rank_)] = static_cast<double>(state_.step);
+  group_->sum(steps);
+  for (size_t r = 1; r < steps.size(); ++r) {
+    if (steps[r] != steps[0]) {
+      throw std::runtime_error(fmt::format(
+          "rank {} found a checkpoint at step {} and rank 0 at step {} in {}: every rank must "
+          "see the same checkpoint folder (put --checkpoints on storage all ranks share)",
+          r, steps[r], steps[0], ckpt_dir_.string()));
+    }
+  }
+  std::vector<torch::Tensor> tensors;
+  for (const auto& p : ctx_.model->parameters()) tensors.push_back(p);
+  for (const auto& b : ctx_.model->buffers()) tensors.push_back(b);
+  group_->broadcast(tensors);
+}
+
+bool Trainer::stop_now() {
+  const bool stop =
+      g_stop.load() || (opts_.stop_after_steps > 0 && state_.step >= opts_.stop_after_steps);
+  if (!group_) return stop;
+  std::vector<double> any{stop ? 1.0 : 0.0};
+  group_->sum(any);
+  return any[0] > 0;
 }
 
 double Trainer::lr_at(int64_t step) const {
@@ -199,7 +246,7 @@ void Trainer::save() {
   save_checkpoint(ckpt_dir_, cfg_, *ctx_.model, *optim_, state_);
 }
 
-void Trainer::write_eval(double val_loss, const models::BalanceStats& stats, Store& store) {
+void Trainer::write_eval(double val_loss, const models::BalanceStats& stats) {
   const double nan = std::nan("");
   std::vector<EvalRow> evals;
   const auto n = static_cast<int64_t>(std::min<int64_t>(
@@ -217,8 +264,8 @@ void Trainer::write_eval(double val_loss, const models::BalanceStats& stats, Sto
   if (stats.num_layers() > 0) {
     for (const auto& [k, v] : stats.mean_summary()) rows.push_back({state_.step, -1, -1, k, v});
   }
-  store.append_evals(run_key_, evals);
-  store.append_layer_stats(run_key_, rows);
+  store_->append_evals(run_key_, evals);
+  store_->append_layer_stats(run_key_, rows);
 }
 
 std::vector<EvalRow> Trainer::routing_flip() {
@@ -292,7 +339,7 @@ std::vector<EvalRow> Trainer::final_evaluation() {
   return rows;
 }
 
-RunRow Trainer::begin_row(Store& store) {
+RunRow Trainer::begin_row() {
   const EnvInfo env = collect_env(cfg_.train.threads);
   RunRow row;
   row.run_key = run_key_;
@@ -304,17 +351,18 @@ RunRow Trainer::begin_row(Store& store) {
   row.dirty = env.dirty;
   row.torch_version = env.torch_version;
   row.device = ctx_.device.is_cuda() ? "cuda" : fmt::format("cpu x{}", env.threads);
+  if (world_ > 1) row.device += fmt::format(", {} ranks", world_);
   // What the MoE layers will resolve on every forward: the model's device and dtype.
   row.backend = kernels::backend_name(
       kernels::resolve_backend(cfg_.kernels.backend, ctx_.device,
                                cfg_.train.dtype == "bf16" ? torch::kBFloat16 : torch::kFloat));
   row.status_step = state_.step;
-  store.begin_run(row);
-  store.record_env({{"commit", env.commit},
-                    {"torch_version", env.torch_version},
-                    {"blas", env.blas},
-                    {"threads", std::to_string(env.threads)},
-                    {"matmul_gflops", fmt::format("{:.1f}", env.matmul_gflops)}});
+  store_->begin_run(row);
+  store_->record_env({{"commit", env.commit},
+                      {"torch_version", env.torch_version},
+                      {"blas", env.blas},
+                      {"threads", std::to_string(env.threads)},
+                      {"matmul_gflops", fmt::format("{:.1f}", env.matmul_gflops)}});
   return row;
 }
 
@@ -328,11 +376,22 @@ StepResult Trainer::train_step() {
   // The step's micro-batches first: the LM loss is the step's total NLL over its total real
   // tokens, so each micro-batch's NLL sum is divided by the step's token count (a mean of
   // per-micro-batch means would weight short micro-batches up).
+  // Data parallel, rank r takes micro-batches r, r + W, r + 2W, ... of the step (so λ's update
+  // points fall where one process's do), and the token count is the whole step's.
   std::vector<eval::BatchTensors> batches;
-  for (int m = 0; m < accum_; ++m) {
+  for (int m = rank_; m < accum_; m += world_) {
     batches.push_back(
         eval::to_tensors(ctx_.train_sampler->batch(state_.step * accum_ + m), ctx_.device));
     r.tokens += batches.back().real_tokens;
+  }
+  if (group_) {
+    // Stochastic layers (Switch's jitter) draw a stream of their own per rank and step, so a
+    // resumed run repeats them.
+    torch::manual_seed(static_cast<uint64_t>(cfg_.train.seed) * 1000003ULL +
+                       static_cast<uint64_t>(rank_) * 7919ULL + static_cast<uint64_t>(state_.step));
+    std::vector<double> tokens{static_cast<double>(r.tokens)};
+    group_->sum(tokens);
+    r.tokens = static_cast<int64_t>(tokens[0]);
   }
   const double step_tokens = static_cast<double>(std::max<int64_t>(1, r.tokens));
   double nll_sum = 0, aux_sum = 0, density_sum = 0;
@@ -350,6 +409,16 @@ StepResult Trainer::train_step() {
     loss.backward();
     nll_sum += nll.item<double>();
   }
+  if (group_) {
+    // Each rank's loss already carries the whole step's normalisation: the step's gradient is the
+    // sum of the ranks' (and so are its loss figures).
+    group_->sum_gradients(ctx_.model->parameters());
+    std::vector<double> sums{nll_sum, aux_sum, density_sum};
+    group_->sum(sums);
+    nll_sum = sums[0];
+    aux_sum = sums[1];
+    density_sum = sums[2];
+  }
   r.grad_norm = cfg_.optim.grad_clip > 0 ? torch::nn::utils::clip_grad_norm_(
                                                ctx_.model->parameters(), cfg_.optim.grad_clip)
                                          : 0.0;
@@ -363,7 +432,8 @@ StepResult Trainer::train_step() {
 }
 
 // A step row every log_every steps (and at the last), with the progress line.
-void Trainer::log_step(const StepResult& s, Store& store, int64_t first_step) {
+void Trainer::log_step(const StepResult& s, int64_t first_step) {
+  if (!leader()) return;
   const bool log_now =
       state_.step % std::max<int64_t>(1, cfg_.train.log_every) == 0 || state_.step == total_steps_;
   if (!log_now) return;
@@ -385,30 +455,32 @@ void Trainer::log_step(const StepResult& s, Store& store, int64_t first_step) {
   r.grad_norm = s.grad_norm;
   r.tokens_per_s = tokens_per_s_;
   r.elapsed_s = wall_before_ + elapsed;
-  store.append_steps(run_key_, {r});
+  store_->append_steps(run_key_, {r});
   if (!opts_.quiet) {
     const double eta = elapsed / static_cast<double>(state_.step - first_step) *
                        static_cast<double>(total_steps_ - state_.step);
     fmt::print(stderr,
-               "\rstep {:>6}/{} loss {:.4f} lm {:.4f} density {:.3f} λ {:.3g} lr {:.2e} "
+               "\rstep {:>6}/{} loss {:.4f} lm {:.4f} density {:.3f}{} lr {:.2e} "
                "tok/s {:.0f} ETA {}   ",
-               state_.step, total_steps_, r.loss, s.lm_loss, r.density, r.lambda, s.lr,
+               state_.step, total_steps_, r.loss, s.lm_loss, r.density,
+               std::isfinite(r.lambda) ? fmt::format(" λ {:.3g}", r.lambda) : "", s.lr,
                tokens_per_s_, format_duration(eta));
   }
 }
 
 // Validation, balance statistics and the flip rate every eval_every steps (not at the last:
 // finish() evaluates the end).
-void Trainer::evaluate_during_training(Store& store) {
+void Trainer::evaluate_during_training() {
+  if (!leader()) return;
   const bool eval_now = cfg_.train.eval_every > 0 && state_.step % cfg_.train.eval_every == 0 &&
                         state_.step < total_steps_;
   if (!eval_now) return;
   models::BalanceStats stats;
   last_val_ = val_loss(&stats);
   const auto flips = routing_flip();
-  store.write([&] {
-    write_eval(last_val_, stats, store);
-    store.append_evals(run_key_, flips);
+  store_->write([&] {
+    write_eval(last_val_, stats);
+    store_->append_evals(run_key_, flips);
   });
   save_pending_masks();
   if (!opts_.quiet) {
@@ -419,18 +491,20 @@ void Trainer::evaluate_during_training(Store& store) {
 // Marks the run failed while an exception is on its way out. When the store itself is what
 // failed (a full disk), that write may fail too: the original error is the one to report, and
 // the run's lease going stale lets the same command resume it later.
-void Trainer::mark_failed(Store& store) {
+void Trainer::mark_failed() {
+  if (store_ == nullptr) return;
   try {
-    store.finish_run(run_key_, RunStatus::kFailed, state_.step, state_.wall_s, state_.tokens);
+    store_->finish_run(run_key_, RunStatus::kFailed, state_.step, state_.wall_s, state_.tokens);
   } catch (const std::exception& e) {
     fmt::print(stderr, "\nwarning: could not mark run {} failed: {}\n", run_key_, e.what());
   }
 }
 
-void Trainer::keep_lease(Store& store) {
+void Trainer::keep_lease() {
+  if (store_ == nullptr) return;
   if (since(last_heartbeat_) < kHeartbeatSeconds) return;
   last_heartbeat_ = Clock::now();
-  if (!store.heartbeat_lease(run_key_)) {
+  if (!store_->heartbeat_lease(run_key_)) {
     throw std::runtime_error(fmt::format(
         "run {} was taken over by another process (this one looked dead for over {} s); stopping",
         run_key_, Store::kLeaseStaleSeconds));
@@ -438,16 +512,14 @@ void Trainer::keep_lease(Store& store) {
 }
 
 // Steps until the end, a stop request, or divergence; a failure marks the run failed.
-RunStatus Trainer::train_loop(Store& store, int64_t first_step) {
+RunStatus Trainer::train_loop(int64_t first_step) {
   t_start_ = Clock::now();
   window_start_ = t_start_;
   wall_before_ = state_.wall_s;
   ctx_.model->train();
   try {
     while (state_.step < total_steps_) {
-      if (g_stop.load() || (opts_.stop_after_steps > 0 && state_.step >= opts_.stop_after_steps)) {
-        return RunStatus::kInterrupted;
-      }
+      if (stop_now()) return RunStatus::kInterrupted;
       const StepResult s = train_step();
       ++state_.step;
       state_.tokens += s.tokens;
@@ -459,39 +531,42 @@ RunStatus Trainer::train_loop(Store& store, int64_t first_step) {
         return RunStatus::kDiverged;
       }
       fault_point("step.done", state_.step);
-      keep_lease(store);
-      log_step(s, store, first_step);
-      evaluate_during_training(store);
-      if (cfg_.train.checkpoint_every > 0 && state_.step % cfg_.train.checkpoint_every == 0) {
+      keep_lease();
+      log_step(s, first_step);
+      evaluate_during_training();
+      if (leader() && cfg_.train.checkpoint_every > 0 &&
+          state_.step % cfg_.train.checkpoint_every == 0) {
         state_.wall_s = wall_before_ + since(t_start_);
         save();
       }
     }
   } catch (...) {
     state_.wall_s = wall_before_ + since(t_start_);
-    mark_failed(store);
+    mark_failed();
     throw;
   }
   return RunStatus::kDone;
 }
 
-void Trainer::finish(RunStatus status, Store& store) {
+void Trainer::finish(RunStatus status) {
+  if (!leader()) return;  // the other ranks' part ended with the last step
   if (!opts_.quiet) fmt::print(stderr, "\n");
   state_.wall_s = wall_before_ + since(t_start_);
   if (status == RunStatus::kInterrupted) {
     try {
       save();
     } catch (...) {
-      mark_failed(store);
+      mark_failed();
       throw;
     }
-    store.finish_run(run_key_, RunStatus::kInterrupted, state_.step, state_.wall_s, state_.tokens);
+    store_->finish_run(run_key_, RunStatus::kInterrupted, state_.step, state_.wall_s,
+                       state_.tokens);
     fmt::print(stderr, "run {} interrupted at step {}; the same command resumes it\n", run_key_,
                state_.step);
     return;
   }
   if (status == RunStatus::kDiverged) {
-    store.finish_run(run_key_, RunStatus::kDiverged, state_.step, state_.wall_s, state_.tokens);
+    store_->finish_run(run_key_, RunStatus::kDiverged, state_.step, state_.wall_s, state_.tokens);
     return;
   }
   // The trained weights are kept first: if the evaluation below fails or is stopped, the same
@@ -505,15 +580,16 @@ void Trainer::finish(RunStatus status, Store& store) {
     extra.insert(extra.end(), zero_shot.begin(), zero_shot.end());
     fault_point("eval.before_commit", state_.step);
     // Final evaluation rows and the 'done' status land together or not at all.
-    store.write([&] {
-      write_eval(last_val_, stats, store);
-      store.append_evals(run_key_, extra);
-      store.finish_run(run_key_, RunStatus::kDone, state_.step, state_.wall_s, state_.tokens);
+    store_->write([&] {
+      write_eval(last_val_, stats);
+      store_->append_evals(run_key_, extra);
+      store_->finish_run(run_key_, RunStatus::kDone, state_.step, state_.wall_s, state_.tokens);
     });
     fault_point("eval.after_commit", state_.step);
     save_pending_masks();
   } catch (const StopRequested&) {
-    store.finish_run(run_key_, RunStatus::kInterrupted, state_.step, state_.wall_s, state_.tokens);
+    store_->finish_run(run_key_, RunStatus::kInterrupted, state_.step, state_.wall_s,
+                       state_.tokens);
     fmt::print(stderr,
                "\nrun {} interrupted during its final evaluation; the same command "
                "redoes it\n",
@@ -521,7 +597,7 @@ void Trainer::finish(RunStatus status, Store& store) {
     status_ = RunStatus::kInterrupted;
     return;
   } catch (...) {
-    mark_failed(store);
+    mark_failed();
     throw;
   }
   if (!opts_.quiet) {
@@ -533,53 +609,95 @@ void Trainer::finish(RunStatus status, Store& store) {
 TrainResult Trainer::run() {
   validate(cfg_);
   run_key_ = run_key(cfg_);
+  rank_ = opts_.launch.rank;
+  world_ = opts_.launch.world;
   TrainResult result;
   result.run_key = run_key_;
-  Store store(opts_.db_path.string());
-  // A finished run (done, or diverged: a rerun would diverge the same way) is not trained
-  // again; `moebench matrix` applies the same rule.
-  if (auto existing = store.find_run(run_key_); existing && is_finished(existing->status)) {
+  result.rank = rank_;
+  if (world_ > 1) {
+    const int accum = grad_accum(cfg_.data);
+    if (accum % world_ != 0) {
+      throw std::invalid_argument(fmt::format(
+          "data parallel over {} ranks splits each step's micro-batches among them, but this "
+          "config has {} per step (data.batch_size {} / data.micro_batch {}); set a "
+          "data.micro_batch that makes it a multiple of {}",
+          world_, accum, cfg_.data.batch_size, cfg_.data.micro_batch, world_));
+    }
+    group_ = std::make_unique<dist::Group>(opts_.launch, opts_.dist_timeout);
+  }
+  // Rank 0 alone opens the store: it skips a finished run, refuses a run another process holds,
+  // and tells the other ranks which (0 train, 1 finished, 2 held elsewhere, 3 failed to start).
+  std::unique_ptr<Store> store;
+  std::vector<double> decision{0, 0};  // {what, the finished run's status}
+  std::string busy;
+  if (leader()) {
+    try {
+      store = std::make_unique<Store>(opts_.db_path.string());
+      // A finished run (done, or diverged: a rerun would diverge the same way) is not trained
+      // again; `moebench matrix` applies the same rule.
+      if (auto existing = store->find_run(run_key_); existing && is_finished(existing->status)) {
+        decision = {1, static_cast<double>(static_cast<int>(existing->status))};
+        result.steps = existing->status_step;
+        result.wall_s = existing->wall_s;
+      } else if (const auto holder = store->acquire_lease(run_key_, Store::kLeaseStaleSeconds)) {
+        // One process per run: a second trainer (another terminal, a requeued job, a second
+        // matrix worker) is told who holds it; a holder that died is taken over.
+        decision = {2, 0};
+        busy = fmt::format(
+            "run {} is being trained by {} (pid {} on {}, heartbeat {:.0f} s ago); not starting "
+            "it twice",
+            run_key_, holder->owner, holder->pid, holder->host, holder->heartbeat_age_s);
+      }
+    } catch (...) {
+      if (group_) {
+        std::vector<double> failed{3, 0};
+        group_->sum(failed);
+      }
+      throw;
+    }
+  }
+  if (group_) group_->sum(decision);
+  if (decision[0] == 1) {
     result.skipped = true;
-    result.status = existing->status;
-    result.steps = existing->status_step;
-    result.wall_s = existing->wall_s;
+    result.status = static_cast<RunStatus>(static_cast<int>(decision[1]));
     return result;
   }
-  // One process per run: a second trainer (another terminal, a requeued job, a second matrix
-  // worker) is told who holds it; a holder that died is taken over.
-  if (const auto holder = store.acquire_lease(run_key_, Store::kLeaseStaleSeconds)) {
-    throw RunBusy(
-        fmt::format("run {} is being trained by {} (pid {} on {}, heartbeat {:.0f} s "
-                    "ago); not starting it twice",
-                    run_key_, holder->owner, holder->pid, holder->host, holder->heartbeat_age_s));
-  }
+  if (decision[0] == 2) throw RunBusy(leader() ? busy : "rank 0 found the run held elsewhere");
+  if (decision[0] == 3)
+    throw std::runtime_error("rank 0 failed before training (its error says why)");
+  store_ = store.get();
   struct Release {
-    Store& store;
+    Store* store;
     const std::string& key;
     ~Release() {
       try {
-        store.release_lease(key);
+        if (store != nullptr) store->release_lease(key);
       } catch (...) {
         // The lease then goes stale and is taken over.
       }
     }
-  } release{store, run_key_};
+  } release{store_, run_key_};
   last_heartbeat_ = Clock::now();
   setup();
-  prepare_final_evaluation();
+  if (leader()) prepare_final_evaluation();
   const bool resumed = resume();
-  const RunRow row = begin_row(store);
-  if (!opts_.quiet) {
-    const auto pc = models::count_parameters(*ctx_.model);
-    fmt::print(stderr,
-               "run {} ({} {} seed {}): {} parameters ({} non-embedding), {} steps x {} seqs of {}"
-               " tokens{}\n",
-               run_key_, cfg_.moe.method, opts_.size_name, cfg_.train.seed, pc.total,
-               pc.non_embedding, total_steps_, cfg_.data.batch_size, cfg_.model.seq_len,
-               resumed ? fmt::format(", resuming at step {}", state_.step) : "");
+  sync_ranks();
+  int64_t first_step = state_.step;
+  if (leader()) {
+    first_step = begin_row().status_step;
+    if (!opts_.quiet) {
+      const auto pc = models::count_parameters(*ctx_.model);
+      fmt::print(stderr,
+                 "run {} ({} {} seed {}): {} parameters ({} non-embedding), {} steps x {} seqs of "
+                 "{} tokens{}{}\n",
+                 run_key_, cfg_.moe.method, opts_.size_name, cfg_.train.seed, pc.total,
+                 pc.non_embedding, total_steps_, cfg_.data.batch_size, cfg_.model.seq_len,
+                 world_ > 1 ? fmt::format(", data parallel over {} ranks", world_) : "",
+                 resumed ? fmt::format(", resuming at step {}", state_.step) : "");
+    }
   }
-  status_ = train_loop(store, row.status_step);
-  finish(status_, store);
+  status_ = train_loop(first_step);
+  finish(status_);
   result.status = status_;
   result.steps = state_.step;
   result.final_val_loss = last_val_;

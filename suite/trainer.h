@@ -2,12 +2,14 @@
 // Recipe: shared/spec/METHODS.md (end); store layout: shared/DESIGN.md "Configs and the store".
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <stdexcept>
 #include <string>
 
 #include "suite/config.h"
+#include "suite/distributed.h"
 #include "suite/store.h"
 
 namespace moebench {
@@ -21,6 +23,13 @@ struct TrainOptions {
   bool quiet = false;  // no progress line
   // Test hook: stop (as if killed, checkpoint kept, status 'interrupted') after this many steps.
   int64_t stop_after_steps = 0;
+  // Data parallel: this process's place in the launch (one process by default). With W ranks,
+  // rank r trains micro-batches r, r+W, ... of every global batch (the batch's micro-batches
+  // must split evenly); gradients and λ's inputs are summed over the ranks; rank 0 alone writes
+  // the store and checkpoints, and every rank resumes from the same checkpoint (a folder they
+  // all see). A collective that waits longer than dist_timeout fails the run.
+  dist::LaunchEnv launch;
+  std::chrono::milliseconds dist_timeout{std::chrono::minutes(10)};
 };
 
 struct TrainResult {
@@ -31,6 +40,7 @@ struct TrainResult {
   double wall_s = 0;
   double tokens_per_s = 0;
   bool skipped = false;  // the run was already finished in the store (is_finished)
+  int rank = 0;          // data parallel: only rank 0's result has the store's figures
 };
 
 // Another live process holds the run's lease: it is being trained elsewhere.

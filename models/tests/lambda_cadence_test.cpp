@@ -147,5 +147,42 @@ TEST(LambdaCadence, PublishedDefaultsAndTheSizesThatChangeThem) {
   EXPECT_EQ(baselines::ReMoEOptions{}.lambda_updates, 2);
 }
 
+// Data parallel: each update's ρ is the mean over every rank's interval. Rank 0 of 2 with A = 4
+// micro-batches per step (2 per rank) and U = 2: an update after each of its micro-batches, on
+// the sum of its ρ and the other rank's (0.6, then 0.1), handed in by the fake collective.
+TEST(LambdaCadence, RankSumAveragesTheIntervalOverRanks) {
+  LambdaCadence c(2);
+  c.set_micro_batches(2);
+  const std::vector<double> other{0.6, 0.1};
+  int calls = 0;
+  c.set_rank_sum([&](std::vector<double>& v) {
+    ASSERT_EQ(v.size(), 2u);
+    EXPECT_EQ(v[1], 1.0);  // this rank's interval holds one micro-batch
+    v[0] += other.at(static_cast<size_t>(calls));
+    v[1] += 1;
+    ++calls;
+  });
+  double mean = 0;
+  EXPECT_EQ(c.observe(0.2, &mean), 1);
+  EXPECT_DOUBLE_EQ(mean, 0.4);  // (0.2 + 0.6) / 2
+  EXPECT_EQ(c.observe(0.5, &mean), 1);
+  EXPECT_DOUBLE_EQ(mean, 0.3);  // (0.5 + 0.1) / 2
+  EXPECT_EQ(calls, 2);
+  // U = 1 over 2 micro-batches: no collective until the update point.
+  LambdaCadence one(1);
+  one.set_micro_batches(2);
+  int one_calls = 0;
+  one.set_rank_sum([&](std::vector<double>& v) {
+    ++one_calls;
+    v[0] += 1.0;  // the other rank's two ρ: 0.4 + 0.6
+    v[1] += 2;
+  });
+  EXPECT_EQ(one.observe(0.1, &mean), 0);
+  EXPECT_EQ(one_calls, 0);
+  EXPECT_EQ(one.observe(0.3, &mean), 1);
+  EXPECT_EQ(one_calls, 1);
+  EXPECT_DOUBLE_EQ(mean, 0.35);  // (0.1 + 0.3 + 0.4 + 0.6) / 4
+}
+
 }  // namespace
 }  // namespace moebench::models

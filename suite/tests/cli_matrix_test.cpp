@@ -173,7 +173,7 @@ TEST_F(MatrixSlurm, EmitsOneTrainLinePerRunAndAnArrayJob) {
     const TrainLine t = parse_train_line(lines[i]);
     EXPECT_EQ(fs::canonical(t.exe), fs::canonical(MOEBENCH_EXE));
     EXPECT_EQ(t.data, (dir_ / "data").string());
-    EXPECT_EQ(t.db, db());
+    EXPECT_TRUE(t.db.empty()) << "the script gives each task its own --db";
     EXPECT_EQ(t.checkpoints, (dir_ / "ckpt").string());
     EXPECT_TRUE(t.quiet);
     EXPECT_TRUE(fs::path(t.config).is_absolute()) << t.config;
@@ -192,12 +192,17 @@ TEST_F(MatrixSlurm, EmitsOneTrainLinePerRunAndAnArrayJob) {
        {std::string("#!/bin/bash\n"), std::string("#SBATCH --array=1-2\n"),
         std::string("#SBATCH --partition=gpu\n"), std::string("#SBATCH --time=1-02:00:00\n"),
         std::string("#SBATCH --gres=gpu:2\n"), std::string("SLURM_ARRAY_TASK_ID"),
-        std::string("NFS"), std::string("busy timeout"), slurm("runs.txt").string(), db()}) {
+        std::string("NFS"), std::string("task_${SLURM_ARRAY_TASK_ID}.sqlite"),
+        slurm("runs.txt").string(), db()}) {
     EXPECT_NE(sb.find(want), std::string::npos) << want << "\n" << sb;
   }
+  EXPECT_EQ(sb.find("srun"), std::string::npos);  // one process per run
   EXPECT_TRUE(fs::is_directory(dir_ / "slurm" / "logs"));
-  // The script is valid bash.
+  const std::string merge = read_text(slurm("merge.sh"));
+  EXPECT_NE(merge.find(" merge '" + db() + "'"), std::string::npos) << merge;
+  // The scripts are valid shell.
   EXPECT_EQ(std::system(("bash -n '" + slurm("matrix.sbatch").string() + "'").c_str()), 0);
+  EXPECT_EQ(std::system(("sh -n '" + slurm("merge.sh").string() + "'").c_str()), 0);
 }
 
 TEST_F(MatrixSlurm, ArrayTaskRunsItsLine) {
@@ -214,15 +219,82 @@ TEST_F(MatrixSlurm, ArrayTaskRunsItsLine) {
   std::string line2 = lines[1];
   line2.replace(0, line2.find(' '), "'" + stub.string() + "'");
   std::ofstream(slurm("runs.txt")) << lines[0] << "\n" << line2 << "\n";
-  const std::string cmd = "SLURM_ARRAY_TASK_ID=2 bash '" + slurm("matrix.sbatch").string() +
-                          "' > '" + (dir_ / "task.out").string() + "'";
+  fs::create_directories(dir_ / "tmp");
+  const std::string cmd = "env -u SLURM_TMPDIR TMPDIR='" + (dir_ / "tmp").string() +
+                          "' SLURM_ARRAY_JOB_ID=77 SLURM_ARRAY_TASK_ID=2 bash '" +
+                          slurm("matrix.sbatch").string() + "' > '" + (dir_ / "task.out").string() +
+                          "'";
   ASSERT_EQ(std::system(cmd.c_str()), 0);
   auto printed = lines_of(read_text(dir_ / "task.out"));
   ASSERT_FALSE(printed.empty());
   printed.erase(printed.begin());  // the script's "task 2 on host: ..." line
   auto words = shell_words(lines[1]);
   words.erase(words.begin());
+  // ... plus the task's own store on the node's local disk.
+  words.push_back("--db");
+  words.push_back((dir_ / "tmp" / "moebench_77_2.sqlite").string());
   EXPECT_EQ(printed, words);
+}
+
+TEST_F(MatrixSlurm, TaskStoresSurviveTheTaskAndMergeIntoTheDb) {
+  // Task 1's "training" (a stub) writes one run into the --db it is given, through the real
+  // binary's merge from a store made here. After the task: the run is in slurm/db/task_1.sqlite,
+  // a rerun of the task starts from that store, and merge.sh brings it into --db.
+  ASSERT_EQ(emit("--slurm-gpus 0"), 0) << err_;
+  const std::string fixture = (dir_ / "fixture.sqlite").string();
+  {
+    const std::string real_db = db();
+    fs::rename(real_db, dir_ / "empty.sqlite");  // mark() writes to db(): point it elsewhere
+    mark("topk", RunStatus::kDone);
+    fs::rename(real_db, fixture);
+    fs::rename(dir_ / "empty.sqlite", real_db);
+  }
+  const fs::path stub = dir_ / "stub.sh";
+  std::ofstream(stub) << "#!/bin/bash\nwhile [ $# -gt 0 ]; do\n"
+                         "  if [ \"$1\" = --db ]; then db=$2; fi\n  shift\ndone\n"
+                         "exec '"
+                      << MOEBENCH_EXE << "' merge \"$db\" '" << fixture << "' >/dev/null\n";
+  fs::permissions(stub, fs::perms::owner_all);
+  auto lines = lines_of(read_text(slurm("runs.txt")));
+  ASSERT_EQ(lines.size(), 2u);
+  lines[0].replace(0, lines[0].find(' '), "'" + stub.string() + "'");
+  std::ofstream(slurm("runs.txt")) << lines[0] << "\n" << lines[1] << "\n";
+  fs::create_directories(dir_ / "tmp");
+  const std::string task = "env -u SLURM_TMPDIR TMPDIR='" + (dir_ / "tmp").string() +
+                           "' SLURM_ARRAY_JOB_ID=9 SLURM_ARRAY_TASK_ID=1 bash '" +
+                           slurm("matrix.sbatch").string() + "' > '" +
+                           (dir_ / "task.out").string() + "' 2>&1";
+  ASSERT_EQ(std::system(task.c_str()), 0) << read_text(dir_ / "task.out");
+  const std::string key = run_key(expected_.at("topk"));
+  ASSERT_TRUE(fs::exists(slurm("db") / "task_1.sqlite"));
+  {
+    Store task_store((slurm("db") / "task_1.sqlite").string(), Store::Mode::kReadOnly);
+    EXPECT_TRUE(task_store.find_run(key).has_value());
+  }
+  // The rerun merges the saved store into its fresh local one first (no conflict, same rows).
+  ASSERT_EQ(std::system(task.c_str()), 0) << read_text(dir_ / "task.out");
+  {
+    Store store(db());
+    EXPECT_FALSE(store.find_run(key).has_value());
+  }
+  ASSERT_EQ(std::system(("sh '" + slurm("merge.sh").string() + "' >/dev/null").c_str()), 0);
+  Store store(db());
+  const auto row = store.find_run(key);
+  ASSERT_TRUE(row.has_value());
+  EXPECT_EQ(row->status, RunStatus::kDone);
+}
+
+TEST_F(MatrixSlurm, DataParallelRunsStartOneRankPerTaskThroughSrun) {
+  ASSERT_EQ(emit("--slurm-gpus 1 --slurm-ranks 4"), 0) << err_;
+  const std::string sb = read_text(slurm("matrix.sbatch"));
+  for (const std::string& want :
+       {std::string("#SBATCH --ntasks=4\n"), std::string("#SBATCH --gpus-per-task=1\n"),
+        std::string("export MASTER_ADDR\n"), std::string("export MASTER_PORT="),
+        std::string("eval \"srun $line")}) {
+    EXPECT_NE(sb.find(want), std::string::npos) << want << "\n" << sb;
+  }
+  EXPECT_EQ(sb.find("--gres"), std::string::npos) << sb;
+  EXPECT_EQ(std::system(("bash -n '" + slurm("matrix.sbatch").string() + "'").c_str()), 0);
 }
 
 TEST_F(MatrixSlurm, RunsDoneInTheStoreAreNotEmitted) {
@@ -252,6 +324,8 @@ TEST_F(MatrixSlurm, BadSlurmOptionsAreRefused) {
   EXPECT_NE(err_.find("--slurm-time '25h': expected HH:MM:SS"), std::string::npos) << err_;
   EXPECT_NE(emit("--slurm-gpus -1"), 0);
   EXPECT_NE(err_.find("--slurm-gpus -1"), std::string::npos) << err_;
+  EXPECT_NE(emit("--slurm-ranks 0"), 0);
+  EXPECT_NE(err_.find("--slurm-ranks 0"), std::string::npos) << err_;
   EXPECT_NE(emit("--slurm-partition 'a b'"), 0);
   EXPECT_NE(err_.find("one word"), std::string::npos) << err_;
   // --slurm-* without --emit-slurm is a usage error.
