@@ -14,6 +14,7 @@ set key outside below horizontal center Left reverse samplen 2.5 spacing 1.1
 set pointsize 0.8
 set offsets graph 0, graph 0, graph 0.05, graph 0.05
 plot 'plot-data/density_micro.0.tsv' using 1:2 with linespoints lc rgb '#009E73' lw 2 pt 6 pi 38 title 'remoe', \
-     'plot-data/density_micro.1.tsv' using 1:2 with linespoints lc rgb '#D55E00' lw 2 pt 7 pi 38 title 'routing_free', \
+     'plot-data/density_micro.1.tsv' using 1:2 with linespoints lc rgb '#D55E00' lw 2 pt 7 pi 38 title 'routing_free (model.init=published)', \
+     'plot-data/density_micro.2.tsv' using 1:2 with linespoints lc rgb '#D55E00' lw 2 pt 5 pi 38 title 'routing_free (model.init=normal)', \
      'plot-data/density_micro.ref0.tsv' using 1:2 with lines dt 2 lw 1.5 lc rgb '#555555' title 'ρ* = 0.25'
 unset output

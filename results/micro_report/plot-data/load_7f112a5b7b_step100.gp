@@ -6,7 +6,7 @@ set output 'load_7f112a5b7b_step100.svg'
 set datafile separator tab
 set border 3 lc rgb '#333333'
 set tics nomirror textcolor rgb '#333333'
-set title 'routing_free micro seed 42, step 100'
+set title 'routing_free (model.init=published) micro seed 42, step 100'
 set xlabel 'expert'
 set ylabel 'layer'
 set xrange [-0.5:7.5]
