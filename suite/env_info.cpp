@@ -14,6 +14,7 @@
 #include <fstream>
 #include <thread>
 
+#include "kernels/blas_runtime.h"
 #include "kernels/cuda/device_info.h"
 
 namespace moebench {
@@ -98,6 +99,8 @@ EnvInfo collect_env(int threads) {
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   env.matmul_gflops = kReps * 2.0 * 1024 * 1024 * 1024 / s / 1e9;
   env.blas = loaded_blas();
+  if (const std::string core = kernels::blas_core(); !core.empty())
+    env.blas += " (OpenBLAS core " + core + ")";
   return env;
 }
 

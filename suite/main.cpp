@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "datasets/corpus.h"
+#include "kernels/blas_runtime.h"
 #include "suite/cli.h"
 
 namespace moebench::cli {
@@ -67,6 +68,7 @@ std::filesystem::path GlobalOptions::data() const {
 }  // namespace moebench::cli
 
 int main(int argc, char** argv) {
+  moebench::kernels::use_native_blas_kernels(argv);
   using moebench::cli::GlobalOptions;
   CLI::App app{
       "moebench: trains and evaluates Routing-Free MoE beside its baselines (top-k, Switch, "

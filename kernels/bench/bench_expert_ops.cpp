@@ -20,6 +20,7 @@
 
 #include "kernels/backends.h"
 #include "kernels/bench/naive_moe.h"
+#include "kernels/blas_runtime.h"
 #include "kernels/expert_ops.h"
 #include "kernels/routing.h"
 
@@ -279,6 +280,7 @@ void register_all() {
 }  // namespace moebench::kernels::bench
 
 int main(int argc, char** argv) {
+  moebench::kernels::use_native_blas_kernels(argv);  // before any matmul: may re-execute
   using namespace moebench::kernels::bench;
   // The CPU numbers are for the 2-core reproduction machine; pin them so runs compare.
   torch::set_num_threads(kCpuThreads);
