@@ -18,11 +18,11 @@ set style fill solid 0.85 border lc rgb '#333333'
 set datafile missing 'NaN'
 set xtics nomirror scale 0
 set xrange [-0.5:3.5]
-plot 'plot-data/active_micro.tsv' using 2:xtic(1) lc rgb '#E69F00' title 'aoe', \
-     '' using 3 lc rgb '#009E73' title 'remoe', \
-     '' using 4 lc rgb '#D55E00' title 'routing_free (model.init=published)', \
+plot 'plot-data/active_micro.tsv' using 2:xtic(1) lc rgb '#E69F00' title 'aoe (3 seeds)', \
+     '' using 3 lc rgb '#009E73' title 'remoe (3 seeds)', \
+     '' using 4 lc rgb '#D55E00' title 'routing_free (model.init=published; 3 seeds)', \
      '' using 5 lc rgb '#D55E00' title 'routing_free (model.init=normal)', \
-     '' using 6 lc rgb '#CC79A7' title 'self_routing', \
-     '' using 7 lc rgb '#56B4E9' title 'switch', \
-     '' using 8 lc rgb '#0072B2' title 'topk'
+     '' using 6 lc rgb '#CC79A7' title 'self_routing (3 seeds)', \
+     '' using 7 lc rgb '#56B4E9' title 'switch (3 seeds)', \
+     '' using 8 lc rgb '#0072B2' title 'topk (3 seeds)'
 unset output

@@ -13,6 +13,7 @@ set grid lc rgb '#e3e3e3'
 set key outside below horizontal center Left reverse samplen 2.5 spacing 1.1
 set pointsize 0.8
 set offsets graph 0, graph 0, graph 0.05, graph 0.05
-plot 'plot-data/theta_loss_micro.0.tsv' using 1:2 with linespoints lc rgb '#D55E00' lw 2 pt 7 pi 1 title 'routing_free (model.init=published)', \
+plot 'plot-data/theta_loss_micro.0.tsv' using 1:3:4 with filledcurves fc rgb '#D55E00' fs transparent solid 0.2 noborder notitle, \
+     'plot-data/theta_loss_micro.0.tsv' using 1:2 with linespoints lc rgb '#D55E00' lw 2 pt 7 pi 1 title 'routing_free (model.init=published; 3 seeds)', \
      'plot-data/theta_loss_micro.ref0.tsv' using 1:2 with lines dt 2 lw 1.5 lc rgb '#555555' title 'trained θ = 1'
 unset output
