@@ -1,7 +1,8 @@
-// OpenBLAS's core choice at run time (kernels/blas_runtime.h).
+// OpenBLAS's core choice and glibc's allocation thresholds at run time (kernels/blas_runtime.h).
 #include "kernels/blas_runtime.h"
 
 #include <dlfcn.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -34,6 +35,13 @@ void use_native_blas_kernels(char** argv) {
   ::setenv("OPENBLAS_CORETYPE", better, 1);
   ::execv("/proc/self/exe", argv);
   ::unsetenv("OPENBLAS_CORETYPE");  // the exec failed: go on with the kernels already loaded
+}
+
+bool keep_tensor_memory() {
+  if (std::getenv("MOEBENCH_ALLOC_AS_LOADED") != nullptr) return false;
+  constexpr int kThreshold = 1 << 30;
+  return ::mallopt(M_MMAP_THRESHOLD, kThreshold) == 1 &&
+         ::mallopt(M_TRIM_THRESHOLD, kThreshold) == 1;
 }
 
 }  // namespace moebench::kernels

@@ -69,6 +69,7 @@ std::filesystem::path GlobalOptions::data() const {
 
 int main(int argc, char** argv) {
   moebench::kernels::use_native_blas_kernels(argv);
+  moebench::kernels::keep_tensor_memory();
   using moebench::cli::GlobalOptions;
   CLI::App app{
       "moebench: trains and evaluates Routing-Free MoE beside its baselines (top-k, Switch, "

@@ -281,6 +281,7 @@ void register_all() {
 
 int main(int argc, char** argv) {
   moebench::kernels::use_native_blas_kernels(argv);  // before any matmul: may re-execute
+  moebench::kernels::keep_tensor_memory();
   using namespace moebench::kernels::bench;
   // The CPU numbers are for the 2-core reproduction machine; pin them so runs compare.
   torch::set_num_threads(kCpuThreads);
