@@ -17,6 +17,15 @@ torch::Tensor rotate_half(const torch::Tensor& x) {
   return torch::cat({-x.narrow(-1, d, d), x.narrow(-1, 0, d)}, -1);
 }
 
+// Rows `index_BQ` of x [B, T, ...] along dim 1: [B, Q, ...].
+torch::Tensor take_positions(const torch::Tensor& x, const torch::Tensor& index_BQ) {
+  std::vector<int64_t> shape = index_BQ.sizes().vec();
+  for (int64_t d = 2; d < x.dim(); ++d) shape.push_back(x.size(d));
+  auto idx = index_BQ;
+  for (int64_t d = 2; d < x.dim(); ++d) idx = idx.unsqueeze(-1);
+  return x.gather(1, idx.expand(shape));
+}
+
 }  // namespace
 
 RmsNormImpl::RmsNormImpl(int64_t dim, double epsilon) : eps(epsilon) {
@@ -39,34 +48,62 @@ AttentionImpl::AttentionImpl(const ModelOptions& o)
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
-                                     const torch::Tensor& sin, const torch::Tensor& allowed_BTT) {
+                                     const torch::Tensor& sin, const torch::Tensor& allowed_BTT,
+                                     const torch::Tensor& query_BQ) {
   const int64_t B = x.size(0), T = x.size(1);
-  auto q = torch::linear(x, wq).view({B, T, q_heads, head_dim}).transpose(1, 2);
+  const bool subset = query_BQ.defined();
+  const int64_t Q = subset ? query_BQ.size(1) : T;
+  // The queries' inputs, rotary tables and key masks ([B, Q, ..]); all T positions without
+  // query_BQ. Without a mask a subset gets the causal one: keys up to the query's position.
+  torch::Tensor x_q = x, cos_q = cos, sin_q = sin, allowed = allowed_BTT;
+  if (subset) {
+    x_q = take_positions(x, query_BQ);
+    auto rows = [&](const torch::Tensor& table) {  // [T, d] or [B, 1, T, d] -> [B, 1, Q, d]
+      const auto bt =
+          table.dim() == 2 ? table.unsqueeze(0).expand({B, T, table.size(-1)}) : table.squeeze(1);
+      return take_positions(bt, query_BQ).unsqueeze(1);
+    };
+    cos_q = rows(cos);
+    sin_q = rows(sin);
+    allowed = allowed_BTT.defined()
+                  ? take_positions(allowed_BTT, query_BQ)
+                  : torch::arange(T, query_BQ.options()).view({1, 1, T}).le(query_BQ.unsqueeze(-1));
+  }
+  auto q = torch::linear(x_q, wq).view({B, Q, q_heads, head_dim}).transpose(1, 2);
   auto k = torch::linear(x, wk).view({B, T, kv_heads, head_dim}).transpose(1, 2);
   auto v = torch::linear(x, wv).view({B, T, kv_heads, head_dim}).transpose(1, 2);
-  q = q * cos + rotate_half(q) * sin;
+  q = q * cos_q + rotate_half(q) * sin_q;
   k = k * cos + rotate_half(k) * sin;
+  const double p = is_training() ? dropout : 0.0;
+#if TORCH_VERSION_MAJOR >= 2
   if (kv_heads != q_heads) {  // GQA: each kv head serves q_heads / kv_heads query heads
     k = k.repeat_interleave(q_heads / kv_heads, 1);
     v = v.repeat_interleave(q_heads / kv_heads, 1);
   }
-  const double p = is_training() ? dropout : 0.0;
-#if TORCH_VERSION_MAJOR >= 2
-  auto o = allowed_BTT.defined()
-               ? at::scaled_dot_product_attention(q, k, v, allowed_BTT.unsqueeze(1), p, false)
+  auto o = allowed.defined()
+               ? at::scaled_dot_product_attention(q, k, v, allowed.unsqueeze(1), p, false)
                : at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, p, /*is_causal=*/true);
 #else
-  auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(head_dim));
+  // LibTorch 1.13's CPU bmm makes one BLAS call per matrix, each too small to keep two threads
+  // busy, so the products are arranged for few, taller matrices: the g = q_heads / kv_heads query
+  // heads that share a kv head are stacked along the rows ([B, kv_heads, g·Q, d]) and multiply
+  // that head's K and V once (no copies of K and V per query head), and the 1/√d scale goes on
+  // the queries ([.., Q, d]) rather than on the scores ([.., Q, T]).
+  const int64_t g = q_heads / kv_heads;
+  const auto q_rows =
+      (q / std::sqrt(static_cast<double>(head_dim))).reshape({B, kv_heads, g * Q, head_dim});
+  auto scores = torch::matmul(q_rows, k.transpose(-2, -1)).view({B, q_heads, Q, T});
   const auto masked =
-      allowed_BTT.defined()
-          ? allowed_BTT.logical_not().unsqueeze(1)
+      allowed.defined()
+          ? allowed.logical_not().unsqueeze(1)
           : torch::ones({T, T}, torch::dtype(torch::kBool).device(x.device())).triu(1);
-  scores = scores.masked_fill(masked, -std::numeric_limits<float>::infinity());
+  // In place: the scores are the product's own result, which its backward does not need.
+  scores.masked_fill_(masked, -std::numeric_limits<float>::infinity());
   auto attn = torch::softmax(scores.to(torch::kFloat), -1).to(q.scalar_type());
   if (p > 0) attn = torch::dropout(attn, p, /*train=*/true);
-  auto o = torch::matmul(attn, v);
+  auto o = torch::matmul(attn.reshape({B, kv_heads, g * Q, T}), v).view({B, q_heads, Q, head_dim});
 #endif
-  return torch::linear(o.transpose(1, 2).reshape({B, T, q_heads * head_dim}), wo);
+  return torch::linear(o.transpose(1, 2).reshape({B, Q, q_heads * head_dim}), wo);
 }
 
 BlockImpl::BlockImpl(const ModelOptions& o) {
@@ -86,11 +123,18 @@ BlockImpl::BlockImpl(const ModelOptions& o) {
 
 torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
                                  const torch::Tensor& sin, std::vector<PolicyOutput>* routing,
-                                 const torch::Tensor& valid_N, const torch::Tensor& allowed_BTT) {
-  auto h = x + attn->forward(attn_norm->forward(x), cos, sin, allowed_BTT);
+                                 const torch::Tensor& valid_N, const torch::Tensor& allowed_BTT,
+                                 const torch::Tensor& query_BQ) {
+  const bool subset = query_BQ.defined();
+  const auto residual = subset ? take_positions(x, query_BQ) : x;
+  auto h = residual + attn->forward(attn_norm->forward(x), cos, sin, allowed_BTT, query_BQ);
   const auto n = ffn_norm->forward(h);
   const auto flat = n.reshape({-1, n.size(-1)});
-  const auto y = dense ? dense->forward(flat) : moe->forward(flat, routing, valid_N);
+  const auto valid =
+      subset && valid_N.defined()
+          ? take_positions(valid_N.view({x.size(0), x.size(1)}), query_BQ).reshape({-1})
+          : valid_N;
+  const auto y = dense ? dense->forward(flat) : moe->forward(flat, routing, valid);
   return h + y.view(h.sizes());
 }
 
@@ -156,14 +200,10 @@ ForwardOutput TransformerImpl::trunk(const torch::Tensor& input_ids_BT,
   if (mask_BT.defined() && mask_BT.sizes() != input_ids_BT.sizes()) {
     throw std::invalid_argument("token mask shape does not match the input ids [B, T]");
   }
-  if (T > opts.max_seq_len) {
-    throw std::invalid_argument("sequence of " + std::to_string(T) +
-                                " tokens exceeds the model's " + std::to_string(opts.max_seq_len));
-  }
   ForwardOutput out;
   auto x = embed->forward(input_ids_BT);
-  torch::Tensor cos, sin, allowed;
-  if (packed) {
+  torch::Tensor cos, sin, allowed, outputs;
+  if (packed && packed->positions_BT.defined()) {
     // Each token's own position: [B, 1, T, head_dim], broadcast over the heads.
     const auto pos = packed->positions_BT.reshape({-1});
     if (pos.numel() != B * T || pos.max().item<int64_t>() >= opts.max_seq_len) {
@@ -171,14 +211,33 @@ ForwardOutput TransformerImpl::trunk(const torch::Tensor& input_ids_BT,
     }
     cos = rope_cos.index_select(0, pos).view({B, 1, T, -1}).to(x.scalar_type());
     sin = rope_sin.index_select(0, pos).view({B, 1, T, -1}).to(x.scalar_type());
-    allowed = packed->allowed_BTT;
   } else {
+    // A packed row may be longer than the window (several sequences sharing a prefix) when its
+    // positions say where each token stands; a plain sequence may not.
+    if (T > opts.max_seq_len) {
+      throw std::invalid_argument("sequence of " + std::to_string(T) +
+                                  " tokens exceeds the model's " +
+                                  std::to_string(opts.max_seq_len));
+    }
     cos = rope_cos.narrow(0, 0, T).to(x.scalar_type());
     sin = rope_sin.narrow(0, 0, T).to(x.scalar_type());
   }
+  if (packed) {
+    allowed = packed->allowed_BTT;
+    outputs = packed->outputs_BQ;
+    if (outputs.defined() &&
+        (outputs.dim() != 2 || outputs.size(0) != B || outputs.min().item<int64_t>() < 0 ||
+         outputs.max().item<int64_t>() >= T)) {
+      throw std::invalid_argument("packed outputs must be [B, Q] positions below the row length");
+    }
+  }
   // Rows are flattened batch-major, as the blocks flatten x.
   const auto valid_N = mask_BT.defined() ? mask_BT.reshape({-1}) : torch::Tensor();
-  for (auto& b : blocks) x = b->forward(x, cos, sin, &out.routing, valid_N, allowed);
+  for (size_t l = 0; l < blocks.size(); ++l) {
+    const bool last = l + 1 == blocks.size();
+    x = blocks[l]->forward(x, cos, sin, &out.routing, valid_N, allowed,
+                           last ? outputs : torch::Tensor());
+  }
   out.hidden = final_norm->forward(x);
   return out;
 }

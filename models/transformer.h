@@ -49,9 +49,11 @@ class AttentionImpl : public torch::nn::Module {
   // The weights are allocated, not drawn: TransformerImpl draws them from its backbone generator.
   explicit AttentionImpl(const ModelOptions& o);
   // x [B, T, H]; cos/sin [T, head_dim] or [B, 1, T, head_dim]; allowed_BTT (optional, bool):
-  // which keys each query attends to, undefined = causal.
+  // which keys each query attends to, undefined = causal. query_BQ (optional, int64): only these
+  // positions of each row ask (keys and values still come from all T); the result is then
+  // [B, Q, H] instead of [B, T, H].
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                        const torch::Tensor& allowed_BTT = {});
+                        const torch::Tensor& allowed_BTT = {}, const torch::Tensor& query_BQ = {});
   torch::Tensor wq, wk, wv, wo;
   int64_t q_heads, kv_heads, head_dim;
   double dropout;
@@ -62,9 +64,11 @@ class BlockImpl : public torch::nn::Module {
  public:
   BlockImpl(const ModelOptions& o);
   // valid_N: optional [B*T] real-token mask for the MoE policy (see MoeLayerImpl::forward).
+  // query_BQ: as in AttentionImpl::forward; the block's output is then [B, Q, H] (the FFN runs on
+  // those positions only, valid_N is read at them).
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                         std::vector<PolicyOutput>* routing, const torch::Tensor& valid_N = {},
-                        const torch::Tensor& allowed_BTT = {});
+                        const torch::Tensor& allowed_BTT = {}, const torch::Tensor& query_BQ = {});
   RmsNorm attn_norm{nullptr}, ffn_norm{nullptr};
   Attention attn{nullptr};
   MoeLayer moe{nullptr};  // exactly one of moe / dense is set
@@ -76,9 +80,13 @@ TORCH_MODULE(Block);
 // context once and then each choice, every choice attending to the context and its own earlier
 // tokens at the positions it would have right after the context. Each token's states equal
 // those of the unpacked sequence (up to float summation order).
+// outputs_BQ (optional) names the only positions whose final states the caller reads (the scored
+// ones): the last block then computes its queries, attention output and FFN there alone.
 struct PackedLayout {
-  torch::Tensor positions_BT;  // int64: each token's RoPE position
-  torch::Tensor allowed_BTT;   // bool [B, query, key]: the keys a query attends to
+  torch::Tensor positions_BT;  // int64: each token's RoPE position (undefined: 0..T-1)
+  torch::Tensor allowed_BTT;   // bool [B, query, key]: the keys a query attends to (undefined:
+                               // causal)
+  torch::Tensor outputs_BQ;    // int64 [B, Q]: positions per row ([B, Q, H] out); undefined: all
 };
 
 struct ForwardOutput {
@@ -98,7 +106,9 @@ class TransformerImpl : public torch::nn::Module {
   // mask_BT (optional, nonzero = real token) reaches every MoE layer's policy, so padding can
   // stay out of decisions that couple tokens (Switch capacity); undefined = all real.
   ForwardOutput forward(const torch::Tensor& input_ids_BT, const torch::Tensor& mask_BT = {});
-  // Everything but the head: `hidden` holds the final-norm states, logits stay undefined.
+  // Everything but the head: `hidden` holds the final-norm states ([B, Q, H] with
+  // packed->outputs_BQ), logits stay undefined. A packed row may be longer than the window; its
+  // positions may not.
   // head_logits(hidden rows) then gives the logits of only the positions a caller needs (the
   // zero-shot scorer: a V-wide head over every position costs as much as the rest of a small
   // model).

@@ -71,28 +71,37 @@ Interval wilson_interval(int64_t successes, int64_t n, double z) {
   return {std::max(0.0, center - half), std::min(1.0, center + half)};
 }
 
+std::vector<ScoreRequest> make_choice_requests(const EncodeFn& encode, const std::string& context,
+                                               const std::vector<std::string>& continuations,
+                                               int64_t max_seq_len, int32_t eot_id) {
+  if (max_seq_len < 1) throw std::invalid_argument("make_request: max_seq_len must be >= 1");
+  const auto T = static_cast<size_t>(max_seq_len);
+  std::vector<ScoreRequest> out;
+  size_t longest = 0;
+  for (const auto& continuation : continuations) {
+    ScoreRequest r;
+    r.continuation = encode(continuation);
+    if (r.continuation.empty()) {
+      throw std::invalid_argument("eval item: the continuation '" + continuation +
+                                  "' encodes to no tokens; every choice needs at least one");
+    }
+    if (r.continuation.size() > T) r.continuation.resize(T);
+    longest = std::max(longest, r.continuation.size());
+    out.push_back(std::move(r));
+  }
+  std::vector<int32_t> ctx = context.empty() ? std::vector<int32_t>{} : encode(context);
+  if (ctx.empty()) ctx = {eot_id};  // the first continuation token needs a position to come from
+  // The input is context + continuation[:-1]: the longest choice leaves T + 1 - longest
+  // positions (at least 1) to the context, whose last tokens are kept.
+  const size_t keep = T + 1 - longest;
+  if (ctx.size() > keep) ctx.erase(ctx.begin(), ctx.end() - static_cast<std::ptrdiff_t>(keep));
+  for (auto& r : out) r.context = ctx;
+  return out;
+}
+
 ScoreRequest make_request(const EncodeFn& encode, const std::string& context,
                           const std::string& continuation, int64_t max_seq_len, int32_t eot_id) {
-  if (max_seq_len < 1) throw std::invalid_argument("make_request: max_seq_len must be >= 1");
-  ScoreRequest r;
-  r.context = context.empty() ? std::vector<int32_t>{} : encode(context);
-  r.continuation = encode(continuation);
-  if (r.continuation.empty()) {
-    throw std::invalid_argument("eval item: the continuation '" + continuation +
-                                "' encodes to no tokens; every choice needs at least one");
-  }
-  if (r.context.empty()) r.context = {eot_id};
-  const auto T = static_cast<size_t>(max_seq_len);
-  if (r.continuation.size() > T) {
-    r.continuation.resize(T);
-    r.context = {r.context.back()};
-  } else {
-    const size_t keep = T + 1 - r.continuation.size();
-    if (r.context.size() > keep) {
-      r.context.erase(r.context.begin(), r.context.end() - static_cast<std::ptrdiff_t>(keep));
-    }
-  }
-  return r;
+  return make_choice_requests(encode, context, {continuation}, max_seq_len, eot_id).front();
 }
 
 const Metric* TaskScore::find(const std::string& name) const {
@@ -117,8 +126,10 @@ TaskScore score_task(const data::EvalTask& task, const EncodeFn& encode, const S
     }
     first.push_back(requests.size());
     if (mc) {
-      for (const auto& choice : item.choices) {
-        requests.push_back(make_request(encode, item.context, choice, max_seq_len, eot_id));
+      for (auto& r :
+           make_choice_requests(encode, item.context, item.choices, max_seq_len, eot_id)) {
+        r.want_greedy = false;  // choices are compared by likelihood only
+        requests.push_back(std::move(r));
       }
     } else {
       requests.push_back(
@@ -190,18 +201,19 @@ struct ScoreUnit {
 };
 
 // Consecutive requests with the same context (a multiple-choice item's choices) share one unit
-// when `share` is set and the packed row stays within `limit` tokens; every choice then reads
-// the context once. Each request's first continuation token is predicted at the context's last
-// position; its later tokens follow in its own segment at the positions they would have unpacked.
+// when `share` is set and the packed row stays within `max_row` tokens; every choice then reads
+// the context once. (Positions stay inside the model's window: each request fits it alone.) Each
+// request's first continuation token is predicted at the context's last position; its later tokens
+// follow in its own segment at the positions they would have unpacked.
 std::vector<ScoreUnit> make_units(const std::vector<ScoreRequest>& requests, bool share,
-                                  int64_t limit) {
+                                  int64_t max_row) {
   std::vector<ScoreUnit> units;
   for (size_t i = 0; i < requests.size(); ++i) {
     const ScoreRequest& r = requests[i];
     const auto c = static_cast<int64_t>(r.context.size());
     const auto extra = static_cast<int64_t>(r.continuation.size()) - 1;
     const bool join = share && !units.empty() && i > 0 && requests[i - 1].context == r.context &&
-                      static_cast<int64_t>(units.back().ids.size()) + extra <= limit;
+                      static_cast<int64_t>(units.back().ids.size()) + extra <= max_row;
     if (!join) {
       ScoreUnit u;
       for (int64_t t = 0; t < c; ++t) {
@@ -249,9 +261,10 @@ ScoreFn model_scorer(models::TransformerImpl& model, torch::Device device, int64
             L, limit));
       }
     }
-    // Rows longer than the window (several choices' worth) were tried: next_sentence scored
-    // slower, the longer rows' attention and masks costing more than the context they saved.
-    const std::vector<ScoreUnit> units = make_units(requests, share, limit);
+    // Rows of up to two windows hold a whole item when its context fills most of the window
+    // (next_sentence's 4 choices after one ~100-token context; measured in the closing note of
+    // issue 13); longer rows would spend on the [L, L] attention what they save in context.
+    const std::vector<ScoreUnit> units = make_units(requests, share, 2 * limit);
     // Longest first, so each batch holds similar lengths and the first row sets its width.
     std::vector<size_t> order(units.size());
     std::iota(order.begin(), order.end(), size_t{0});
@@ -276,7 +289,13 @@ ScoreFn model_scorer(models::TransformerImpl& model, torch::Device device, int64
       // Padding attends only to itself (a row of -inf would give NaN); a token to the earlier
       // context and its own segment.
       std::vector<uint8_t> allowed(packed ? static_cast<size_t>(B * L * L) : 0, 0);
-      std::vector<int64_t> rows, targets;
+      // The head runs once per distinct scored position (an item's choices all predict their
+      // first token from the context's last one): head_rows are those positions in the batch,
+      // `slot` maps each scored token to its head row.
+      std::vector<int64_t> head_rows, head_rank, slot, targets;
+      std::vector<int64_t> slot_of_pos(static_cast<size_t>(L));
+      std::vector<std::vector<int64_t>> row_outputs(static_cast<size_t>(B));
+      bool want_greedy = false;
       for (int64_t b = 0; b < B; ++b) {
         const ScoreUnit& u = units[order[start + b]];
         const auto n = static_cast<int64_t>(u.ids.size());
@@ -295,10 +314,18 @@ ScoreFn model_scorer(models::TransformerImpl& model, torch::Device device, int64
             }
           }
         }
-        for (size_t j = 0; j < u.rows.size(); ++j) {
-          rows.push_back(b * L + u.rows[j]);
-          targets.push_back(u.targets[j]);
+        std::fill(slot_of_pos.begin(), slot_of_pos.end(), -1);
+        for (const int64_t pos : u.rows) {
+          if (slot_of_pos[pos] < 0) {
+            slot_of_pos[pos] = static_cast<int64_t>(head_rows.size());
+            head_rows.push_back(b * L + pos);
+            head_rank.push_back(static_cast<int64_t>(row_outputs[b].size()));
+            row_outputs[b].push_back(pos);
+          }
+          slot.push_back(slot_of_pos[pos]);
         }
+        targets.insert(targets.end(), u.targets.begin(), u.targets.end());
+        for (const size_t r : u.requests) want_greedy = want_greedy || requests[r].want_greedy;
       }
       const auto inputs_BT = torch::from_blob(ids.data(), {B, L}, torch::kLong).clone().to(device);
       const auto mask_BT = torch::from_blob(real.data(), {B, L}, torch::kFloat).clone().to(device);
@@ -309,21 +336,52 @@ ScoreFn model_scorer(models::TransformerImpl& model, torch::Device device, int64
         layout.allowed_BTT =
             torch::from_blob(allowed.data(), {B, L, L}, torch::kUInt8).to(torch::kBool).to(device);
       }
+      // The last block works only at the scored positions (its queries and FFN; keys and values
+      // still come from every token), unless routing couples tokens (Switch's capacity), where
+      // the tokens a forward holds change the decisions. Rows with fewer scored positions than
+      // the widest repeat one; head_rows index the [B, Q] result.
+      int64_t Q = L;
+      if (share) {
+        Q = 0;
+        for (const auto& r : row_outputs) Q = std::max(Q, static_cast<int64_t>(r.size()));
+        std::vector<int64_t> outputs(static_cast<size_t>(B * Q));
+        for (int64_t b = 0; b < B; ++b) {
+          const auto& r = row_outputs[b];
+          for (int64_t q = 0; q < Q; ++q) {
+            outputs[b * Q + q] = q < static_cast<int64_t>(r.size()) ? r[q] : r.front();
+          }
+        }
+        for (size_t i = 0; i < head_rows.size(); ++i) {
+          head_rows[i] = head_rows[i] / L * Q + head_rank[i];
+        }
+        layout.outputs_BQ =
+            torch::from_blob(outputs.data(), {B, Q}, torch::kLong).clone().to(device);
+      }
+      const bool use_layout = packed || share;
       // The mask keeps padding out of routing decisions that couple tokens (Switch capacity).
-      const auto hidden_BTH = model.trunk(inputs_BT, mask_BT, packed ? &layout : nullptr).hidden;
+      const auto hidden_BTH =
+          model.trunk(inputs_BT, mask_BT, use_layout ? &layout : nullptr).hidden;
       // The head only at the scored positions.
-      const auto P = static_cast<int64_t>(rows.size());
-      const auto rows_P = torch::from_blob(rows.data(), {P}, torch::kLong).clone().to(device);
-      const auto target_P = torch::from_blob(targets.data(), {P}, torch::kLong).clone().to(device);
-      const auto logits_PV =
-          model.head_logits(hidden_BTH.reshape({B * L, -1}).index_select(0, rows_P))
+      auto as_tensor = [&device](std::vector<int64_t>& v) {
+        return torch::from_blob(v.data(), {static_cast<int64_t>(v.size())}, torch::kLong)
+            .clone()
+            .to(device);
+      };
+      const auto rows_U = as_tensor(head_rows);
+      const auto slot_P = as_tensor(slot);
+      const auto target_P = as_tensor(targets);
+      const auto logits_UV =
+          model.head_logits(hidden_BTH.reshape({B * Q, -1}).index_select(0, rows_U))
               .to(torch::kFloat);
-      const auto logprob = torch::log_softmax(logits_PV, -1)
-                               .gather(1, target_P.unsqueeze(1))
-                               .squeeze(1)
+      const int64_t V = logits_UV.size(1);
+      const auto logprob = torch::log_softmax(logits_UV, -1)
+                               .reshape({-1})
+                               .index_select(0, slot_P * V + target_P)
                                .to(torch::kDouble)
                                .to(torch::kCPU);
-      const auto hit = logits_PV.argmax(-1).eq(target_P).to(torch::kCPU);
+      const auto hit =
+          want_greedy ? logits_UV.argmax(-1).index_select(0, slot_P).eq(target_P).to(torch::kCPU)
+                      : torch::zeros_like(target_P, torch::kBool).to(torch::kCPU);
       const double* lp = logprob.data_ptr<double>();
       const bool* h = hit.data_ptr<bool>();
       size_t base = 0;

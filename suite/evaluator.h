@@ -46,11 +46,12 @@ Interval wilson_interval(int64_t successes, int64_t n, double z = kZ95);
 struct ScoreRequest {
   std::vector<int32_t> context;
   std::vector<int32_t> continuation;
+  bool want_greedy = true;  // false: the scorer may skip the argmax (ScoreResult::greedy false)
 };
 struct ScoreResult {
   double logprob = 0;   // sum over the continuation tokens of log p(token | prefix)
   int64_t tokens = 0;   // continuation tokens scored
-  bool greedy = false;  // every continuation token was the argmax prediction
+  bool greedy = false;  // every continuation token was the argmax prediction (if want_greedy)
 };
 // Scores a list of requests (in any internal order; results in request order).
 using ScoreFn = std::function<std::vector<ScoreResult>(const std::vector<ScoreRequest>&)>;
@@ -65,6 +66,16 @@ using EncodeFn = std::function<std::vector<int32_t>(const std::string&)>;
 // token.
 ScoreRequest make_request(const EncodeFn& encode, const std::string& context,
                           const std::string& continuation, int64_t max_seq_len, int32_t eot_id);
+
+// The requests of one multiple-choice item: every choice is read after the SAME context, cut as
+// make_request cuts it for the item's longest choice (in tokens). lm-eval cuts each request on
+// its own, so in a window as short as ours a shorter choice would be read after more context
+// than its rivals; here the choices differ in nothing but themselves, and the scorer can read
+// the context once per item (model_scorer packs requests that share a context). With one choice
+// this is make_request.
+std::vector<ScoreRequest> make_choice_requests(const EncodeFn& encode, const std::string& context,
+                                               const std::vector<std::string>& continuations,
+                                               int64_t max_seq_len, int32_t eot_id);
 
 // One metric of a task, as a table and the store show it.
 struct Metric {
@@ -86,7 +97,8 @@ struct TaskScore {
 };
 
 // Scores every item of a task with one call of `score` (which batches as it likes).
-//  kMultipleChoice: acc = the choice with the highest log-likelihood sum is the answer;
+//  kMultipleChoice (requests from make_choice_requests): acc = the choice with the highest
+//    log-likelihood sum is the answer;
 //    acc_norm = the same with each sum divided by the choice's length in UTF-8 bytes (lm-eval's
 //    length normalisation; lm-eval counts Python characters, which equals bytes for ASCII).
 //    Ties break to the LOWER choice index (a deterministic rule; a model that assigns equal
@@ -101,12 +113,15 @@ TaskScore score_task(const data::EvalTask& task, const EncodeFn& encode, const S
 // --- model-backed pieces ------------------------------------------------------------------------
 
 // A ScoreFn over a model: consecutive requests with the same context (a multiple-choice item's
-// choices) packed into one row, the context once and each choice attending to it and to its own
-// tokens at its unpacked positions (models::PackedLayout; not for methods whose routing couples
-// a forward's tokens, MethodSpec::couples_tokens); rows sorted by length and batched (at most
+// choices) packed into one row of up to twice the window, the context once and each choice
+// attending to it and to its own tokens at its unpacked positions (models::PackedLayout; not for
+// methods whose routing couples a forward's tokens, MethodSpec::couples_tokens); choices that do
+// not fit start a new row with the context again; rows sorted by length and batched (at most
 // max_rows rows and about max_batch_tokens padded positions per forward), right-padded, one
 // teacher-forced forward per batch under NoGradGuard in eval mode (the model's mode is
-// restored), the head only at the scored positions, log_softmax in fp32. The
+// restored), the last block's queries and FFN and the head only at the scored positions (each
+// distinct position once; models::PackedLayout::outputs_BQ; not for methods whose routing
+// couples tokens), log_softmax in fp32 (the argmax only for requests that want greedy). The
 // decoder is causal and the padding mask reaches the routers (Switch's capacity ignores padded
 // rows), so right padding does not change a request's score. (Switch's capacity still couples
 // the real tokens of one forward, so there a request's batch-mates can matter, as in any batched

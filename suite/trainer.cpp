@@ -113,6 +113,7 @@ class Trainer {
   Clock::time_point window_start_;
   double tokens_per_s_ = 0;
   double last_val_ = std::nan("");
+  double final_eval_s_ = 0;
   std::optional<eval::MaskSnapshot> pending_masks_;
   RunStatus status_ = RunStatus::kRunning;
   Clock::time_point last_heartbeat_;
@@ -573,11 +574,18 @@ void Trainer::finish(RunStatus status) {
   // command resumes at the last step and only re-runs the evaluation.
   try {
     save();
+    if (!opts_.quiet) {
+      fmt::print(stderr, "final evaluation at step {}: validation{}{}\n", state_.step,
+                 eval_tasks_.empty() ? "" : fmt::format(", {} zero-shot tasks", eval_tasks_.size()),
+                 cfg_.eval.theta_sweep.empty() || !threshold_of(cfg_) ? "" : ", θ sweep");
+    }
+    const auto eval_start = Clock::now();
     models::BalanceStats stats;
     last_val_ = val_loss(&stats);
     auto extra = routing_flip();
     const auto zero_shot = final_evaluation();
     extra.insert(extra.end(), zero_shot.begin(), zero_shot.end());
+    final_eval_s_ = since(eval_start);
     fault_point("eval.before_commit", state_.step);
     // Final evaluation rows and the 'done' status land together or not at all.
     store_->write([&] {
@@ -703,6 +711,7 @@ TrainResult Trainer::run() {
   result.final_val_loss = last_val_;
   result.wall_s = state_.wall_s;
   result.tokens_per_s = tokens_per_s_;
+  result.final_eval_s = final_eval_s_;
   return result;
 }
 

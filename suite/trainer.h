@@ -39,8 +39,9 @@ struct TrainResult {
   double final_val_loss = 0;
   double wall_s = 0;
   double tokens_per_s = 0;
-  bool skipped = false;  // the run was already finished in the store (is_finished)
-  int rank = 0;          // data parallel: only rank 0's result has the store's figures
+  double final_eval_s = 0;  // the end-of-run evaluation (validation, flip rate, zero-shot, θ)
+  bool skipped = false;     // the run was already finished in the store (is_finished)
+  int rank = 0;             // data parallel: only rank 0's result has the store's figures
 };
 
 // Another live process holds the run's lease: it is being trained elsewhere.

@@ -188,17 +188,32 @@ TEST(MakeRequest, ContextIsTruncatedFromTheLeft) {
   EXPECT_EQ(char_decode(l.context), "c");
   EXPECT_EQ(char_decode(l.continuation), "01234567");
 
-  // The scorer sees the truncated request.
+  // The choices of one item share the context the longest choice leaves: 8 + 1 - 4 = 5 tokens.
+  const auto mc = make_choice_requests(char_encode, "abcdefghij", {"xy", "stuv", "z"}, 8, kEot);
+  ASSERT_EQ(mc.size(), 3u);
+  for (const auto& r : mc) EXPECT_EQ(char_decode(r.context), "fghij");
+  EXPECT_EQ(char_decode(mc[0].continuation), "xy");
+  EXPECT_EQ(char_decode(mc[1].continuation), "stuv");
+  EXPECT_EQ(char_decode(mc[2].continuation), "z");
+  // A choice longer than the window is cut to it, leaving one context token to all.
+  const auto cut = make_choice_requests(char_encode, "abc", {"0123456789", "q"}, 8, kEot);
+  EXPECT_EQ(char_decode(cut[0].context), "c");
+  EXPECT_EQ(char_decode(cut[1].context), "c");
+  EXPECT_EQ(char_decode(cut[0].continuation), "01234567");
+  EXPECT_THROW(make_choice_requests(char_encode, "abc", {"x", ""}, 8, kEot), std::invalid_argument);
+
+  // The scorer sees the truncated requests, one context per item.
   data::EvalTask task;
   task.name = "trunc";
   task.primary_metric = "acc";
   task.chance = 0.5;
-  task.items = {item("abcdefghij", {"xyz", "uvw"}, 0)};
+  task.items = {item("abcdefghij", {"xyz", "uv"}, 0)};
   HandScorer s;
-  s.logprob = {{"xyz", -1.0}, {"uvw", -2.0}};
+  s.logprob = {{"xyz", -1.0}, {"uv", -2.0}};
   score_task(task, char_encode, s.fn(), 8, kEot);
   ASSERT_EQ(s.seen.size(), 2u);
   EXPECT_EQ(char_decode(s.seen[0].context), "efghij");
+  EXPECT_EQ(char_decode(s.seen[1].context), "efghij");
 }
 
 TEST(FlipRate, HandMadeMasks) {
@@ -342,9 +357,10 @@ TEST(ModelScorer, BatchedEqualsOneRequestAtATime) {
 
 TEST(ModelScorer, ChoicesSharingAContextArePackedWithTheSameScores) {
   // Multiple-choice items: each context followed by its choices, as score_task lays them out.
-  // The scorer packs an item into one row (context once, then every choice on its own); every
-  // score must equal the slow one-request-at-a-time reference. Contexts of 2..11 tokens and
-  // choices of 1..4 tokens in a window of 16: the longer items do not fit one row and split.
+  // The scorer packs an item into one row of up to two windows (context once, then every choice
+  // on its own); every score must equal the slow one-request-at-a-time reference. Contexts of
+  // 2..11 tokens and choices of 1..4 tokens in a window of 16, so many rows are longer than the
+  // window; the last item (8 choices of 4 tokens after 12) does not fit 32 and splits.
   // Switch's capacity couples a forward's tokens, so it is scored unpacked: with one row per
   // forward its scores equal the reference too (packed, its choices would share a capacity).
   for (const std::string method : {"routing_free", "topk", "dense", "switch"}) {
@@ -352,13 +368,16 @@ TEST(ModelScorer, ChoicesSharingAContextArePackedWithTheSameScores) {
     std::mt19937 rng(8);
     std::uniform_int_distribution<int32_t> tok(1, kVocab - 1);
     std::vector<ScoreRequest> requests;
-    for (int item = 0; item < 6; ++item) {
+    for (int item = 0; item < 7; ++item) {
+      const bool wide = item == 6;
       std::vector<int32_t> context;
-      for (int k = 0; k < 2 + (item * 3) % 10; ++k) context.push_back(tok(rng));
-      for (int c = 0; c < 4; ++c) {
+      for (int k = 0; k < (wide ? 12 : 2 + (item * 3) % 10); ++k) context.push_back(tok(rng));
+      for (int c = 0; c < (wide ? 8 : 4); ++c) {
         ScoreRequest r;
         r.context = context;
-        for (int k = 0; k < 1 + (item + c) % 4; ++k) r.continuation.push_back(tok(rng));
+        for (int k = 0; k < (wide ? 4 : 1 + (item + c) % 4); ++k) {
+          r.continuation.push_back(tok(rng));
+        }
         requests.push_back(r);
       }
     }
@@ -370,6 +389,14 @@ TEST(ModelScorer, ChoicesSharingAContextArePackedWithTheSameScores) {
       EXPECT_NEAR(scored[i].logprob, ref.logprob, 1e-4) << method << " request " << i;
       EXPECT_EQ(scored[i].tokens, ref.tokens) << method << " request " << i;
       EXPECT_EQ(scored[i].greedy, ref.greedy) << method << " request " << i;
+    }
+    // Without the argmax (how score_task asks for choices) the scores stay and greedy is false.
+    auto likelihood_only = requests;
+    for (auto& r : likelihood_only) r.want_greedy = false;
+    const auto lo = model_scorer(*model, torch::kCPU, rows, 4096)(likelihood_only);
+    for (size_t i = 0; i < requests.size(); ++i) {
+      EXPECT_EQ(lo[i].logprob, scored[i].logprob) << method << " request " << i;
+      EXPECT_FALSE(lo[i].greedy);
     }
   }
 }
