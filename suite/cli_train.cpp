@@ -106,9 +106,11 @@ void add_train_command(CLI::App& app, GlobalOptions& global) {
       fmt::print("run {} is already {} in {} ({} steps); nothing to do\n", r.run_key,
                  to_string(r.status), args.db, r.steps);
     } else {
+      // A run resumed at its last step only evaluates: no training throughput to show.
       fmt::print(
-          "run {}: {} after {} steps, val loss {:.4f}, {:.0f} tokens/s, {:.1f} s{}\n", r.run_key,
-          to_string(r.status), r.steps, r.final_val_loss, r.tokens_per_s, r.wall_s,
+          "run {}: {} after {} steps, val loss {:.4f}, {}{:.1f} s{}\n", r.run_key,
+          to_string(r.status), r.steps, r.final_val_loss,
+          r.tokens_per_s > 0 ? fmt::format("{:.0f} tokens/s, ", r.tokens_per_s) : "", r.wall_s,
           r.final_eval_s > 0 ? fmt::format(" + {:.1f} s final evaluation", r.final_eval_s) : "");
     }
     if (r.status == RunStatus::kDiverged) std::exit(3);
