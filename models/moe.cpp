@@ -38,7 +38,9 @@ torch::Tensor MoeLayerImpl::forward(const torch::Tensor& x_NH, std::vector<Polic
                                     const torch::Tensor& valid_N) {
   PolicyOutput p = decide(*policy, x_NH, valid_N);
   const auto backend = kernels::resolve_backend(backend_request, x_NH.device(), x_NH.scalar_type());
-  last_backend_ = kernels::backend_name(backend);
+  // Written only when it changes, so that concurrent evaluation forwards (the zero-shot scorer
+  // runs batches on several threads after a first one) only read it.
+  if (auto name = kernels::backend_name(backend); name != last_backend_) last_backend_ = name;
   auto y = kernels::expert_swiglu(x_NH, p.gate_in, p.gate_in_per_pair, weights, p.routing, backend);
   if (out) out->push_back(std::move(p));
   return y;

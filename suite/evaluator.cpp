@@ -10,9 +10,14 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <exception>
+#include <mutex>
 #include <numeric>
 #include <stdexcept>
+#include <thread>
+#include <utility>
 
 #include "datasets/corpus.h"
 
@@ -240,6 +245,46 @@ std::vector<ScoreUnit> make_units(const std::vector<ScoreRequest>& requests, boo
   return units;
 }
 
+// Runs score(start, end) for every batch. With LibTorch set to n > 1 threads, the first batch
+// runs here (it settles what a model sets on its first forward, such as the expert backend's
+// name), then n threads take the others, each with one LibTorch thread: a forward of this size
+// keeps one core busy on its own matrix products (BLAS runs single-threaded, env_info.cpp),
+// while LibTorch's threads only split the elementwise work. An exception in any batch is
+// rethrown here after all threads stop; the thread setting is restored.
+void run_batches(const std::vector<std::pair<size_t, size_t>>& batches,
+                 const std::function<void(size_t, size_t)>& score) {
+  const int threads = torch::get_num_threads();
+  if (threads <= 1 || batches.size() <= 1) {
+    for (const auto& [start, end] : batches) score(start, end);
+    return;
+  }
+  score(batches[0].first, batches[0].second);
+  std::atomic<size_t> next{1};
+  std::exception_ptr error;
+  std::mutex error_mutex;
+  torch::set_num_threads(1);
+  {
+    std::vector<std::thread> pool;
+    pool.reserve(static_cast<size_t>(threads));
+    for (int t = 0; t < threads; ++t) {
+      pool.emplace_back([&] {
+        for (size_t i = next++; i < batches.size(); i = next++) {
+          try {
+            score(batches[i].first, batches[i].second);
+          } catch (...) {
+            const std::lock_guard<std::mutex> lock(error_mutex);
+            if (!error) error = std::current_exception();
+            next = batches.size();
+          }
+        }
+      });
+    }
+    for (auto& th : pool) th.join();
+  }
+  torch::set_num_threads(threads);
+  if (error) std::rethrow_exception(error);
+}
+
 }  // namespace
 
 ScoreFn model_scorer(models::TransformerImpl& model, torch::Device device, int64_t max_rows,
@@ -270,16 +315,22 @@ ScoreFn model_scorer(models::TransformerImpl& model, torch::Device device, int64
     std::iota(order.begin(), order.end(), size_t{0});
     std::stable_sort(order.begin(), order.end(),
                      [&](size_t a, size_t b) { return units[a].ids.size() > units[b].ids.size(); });
-    torch::NoGradGuard no_grad;
-    EvalMode mode(model);
-    size_t start = 0;
-    while (start < order.size()) {
+    std::vector<std::pair<size_t, size_t>> batches;  // [start, end) in `order`
+    for (size_t start = 0; start < order.size();) {
       const auto L = static_cast<int64_t>(units[order[start]].ids.size());
       size_t end = start + 1;
       while (end < order.size() && static_cast<int64_t>(end - start) < max_rows &&
              static_cast<int64_t>(end - start + 1) * L <= max_batch_tokens) {
         ++end;
       }
+      batches.emplace_back(start, end);
+      start = end;
+    }
+    EvalMode mode(model);
+    // One forward per batch; each writes only its own requests' results.
+    auto score_batch = [&](size_t start, size_t end) {
+      torch::NoGradGuard no_grad;
+      const auto L = static_cast<int64_t>(units[order[start]].ids.size());
       const auto B = static_cast<int64_t>(end - start);
       bool packed = false;
       for (size_t u = start; u < end; ++u) packed = packed || units[order[u]].requests.size() > 1;
@@ -401,8 +452,8 @@ ScoreFn model_scorer(models::TransformerImpl& model, torch::Device device, int64
         }
         base += u.rows.size();
       }
-      start = end;
-    }
+    };
+    run_batches(batches, score_batch);
     return out;
   };
 }
