@@ -84,11 +84,11 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
                ? at::scaled_dot_product_attention(q, k, v, allowed.unsqueeze(1), p, false)
                : at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, p, /*is_causal=*/true);
 #else
-  // LibTorch 1.13's CPU bmm makes one BLAS call per matrix, each too small to keep two threads
-  // busy, so the products are arranged for few, taller matrices: the g = q_heads / kv_heads query
-  // heads that share a kv head are stacked along the rows ([B, kv_heads, g·Q, d]) and multiply
-  // that head's K and V once (no copies of K and V per query head), and the 1/√d scale goes on
-  // the queries ([.., Q, d]) rather than on the scores ([.., Q, T]).
+  // LibTorch 1.13's CPU bmm makes one small BLAS call per matrix, so the products are arranged
+  // for few, taller matrices: the g = q_heads / kv_heads query heads that share a kv head are
+  // stacked along the rows ([B, kv_heads, g·Q, d]) and multiply that head's K and V once (no
+  // copies of K and V per query head), and the 1/√d scale goes on the queries ([.., Q, d])
+  // rather than on the scores ([.., Q, T]).
   const int64_t g = q_heads / kv_heads;
   const auto q_rows =
       (q / std::sqrt(static_cast<double>(head_dim))).reshape({B, kv_heads, g * Q, head_dim});
