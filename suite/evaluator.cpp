@@ -341,9 +341,9 @@ ScoreFn model_scorer(models::TransformerImpl& model, torch::Device device, int64
       // context and its own segment.
       std::vector<uint8_t> allowed(packed ? static_cast<size_t>(B * L * L) : 0, 0);
       // The head runs once per distinct scored position (an item's choices all predict their
-      // first token from the context's last one): head_rows are those positions in the batch,
-      // `slot` maps each scored token to its head row.
-      std::vector<int64_t> head_rows, head_rank, slot, targets;
+      // first token from the context's last one): row_outputs[b] lists row b's, head (b, rank)
+      // is the rank-th of them, and `slot` maps each scored token to its head entry.
+      std::vector<int64_t> head_b, head_rank, slot, targets;
       std::vector<int64_t> slot_of_pos(static_cast<size_t>(L));
       std::vector<std::vector<int64_t>> row_outputs(static_cast<size_t>(B));
       bool want_greedy = false;
@@ -368,8 +368,8 @@ ScoreFn model_scorer(models::TransformerImpl& model, torch::Device device, int64
         std::fill(slot_of_pos.begin(), slot_of_pos.end(), -1);
         for (const int64_t pos : u.rows) {
           if (slot_of_pos[pos] < 0) {
-            slot_of_pos[pos] = static_cast<int64_t>(head_rows.size());
-            head_rows.push_back(b * L + pos);
+            slot_of_pos[pos] = static_cast<int64_t>(head_b.size());
+            head_b.push_back(b);
             head_rank.push_back(static_cast<int64_t>(row_outputs[b].size()));
             row_outputs[b].push_back(pos);
           }
@@ -390,7 +390,7 @@ ScoreFn model_scorer(models::TransformerImpl& model, torch::Device device, int64
       // The last block works only at the scored positions (its queries and FFN; keys and values
       // still come from every token), unless routing couples tokens (Switch's capacity), where
       // the tokens a forward holds change the decisions. Rows with fewer scored positions than
-      // the widest repeat one; head_rows index the [B, Q] result.
+      // the widest repeat one.
       int64_t Q = L;
       if (share) {
         Q = 0;
@@ -401,9 +401,6 @@ ScoreFn model_scorer(models::TransformerImpl& model, torch::Device device, int64
           for (int64_t q = 0; q < Q; ++q) {
             outputs[b * Q + q] = q < static_cast<int64_t>(r.size()) ? r[q] : r.front();
           }
-        }
-        for (size_t i = 0; i < head_rows.size(); ++i) {
-          head_rows[i] = head_rows[i] / L * Q + head_rank[i];
         }
         layout.outputs_BQ =
             torch::from_blob(outputs.data(), {B, Q}, torch::kLong).clone().to(device);
@@ -418,6 +415,12 @@ ScoreFn model_scorer(models::TransformerImpl& model, torch::Device device, int64
             .clone()
             .to(device);
       };
+      // Each head entry's row in the trunk's [B, Q] (all positions: Q = L) output.
+      std::vector<int64_t> head_rows(head_b.size());
+      for (size_t i = 0; i < head_b.size(); ++i) {
+        const int64_t b = head_b[i], rank = head_rank[i];
+        head_rows[i] = b * Q + (share ? rank : row_outputs[b][rank]);
+      }
       const auto rows_U = as_tensor(head_rows);
       const auto slot_P = as_tensor(slot);
       const auto target_P = as_tensor(targets);
